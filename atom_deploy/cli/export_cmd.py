@@ -1,0 +1,39 @@
+"""atom-deploy export: the three modules as separate int8 ExecuTorch .pte files and ONNX graphs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from atom_deploy.cli.table import print_table
+
+DEFAULT_MODEL = "tiny"  # the embedded default, until the trained demo model ships
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help=__doc__.split(": ", 1)[1])
+    p.add_argument("--model", default=DEFAULT_MODEL, help="preset (tiny, mplug2plus) or model folder")
+    p.add_argument("--backend", default="all", help="executorch, onnx or all")
+    p.add_argument("--quant", default="int8", help="int8 (Linear + Embedding) or fp32")
+    p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="writes OUT/<backend>/")
+    p.add_argument("--force", action="store_true", help="replace existing OUT/<backend> folders")
+    p.add_argument("--seed", type=int, default=0, help="seed for random-initialized weights")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from atom_deploy.backends import backend_names
+    from atom_deploy.export.pipeline import ExportRequest, run_export
+
+    backends = tuple(backend_names()) if args.backend == "all" else (args.backend,)
+    request = ExportRequest(
+        model=args.model, backends=backends, quant=args.quant, decode_steps=args.decode_steps,
+        out=args.out, force=args.force, seed=args.seed,
+    )
+    reports = run_export(request)
+    rows = [(r.module, r.backend, f"{r.bytes:,}", f"{r.seconds:.1f}") for r in reports]
+    print_table(("module", "backend", "bytes", "seconds"), rows)
+    for name in backends:
+        print(f"wrote {args.out / name}")
+    return 0

@@ -1,0 +1,44 @@
+"""atom-deploy inspect: print an artifact folder's manifest readably."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from atom_deploy.cli.table import print_table
+from atom_runner.manifest import load_manifest
+from atom_runner.schema import Key
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help=__doc__.split(": ", 1)[1])
+    p.add_argument("folder", type=Path, help="an OUT/<backend> folder written by export")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.folder)
+    data = manifest.data
+    model = data[Key.MODEL]
+    print(f"backend     {data[Key.BACKEND]}    kit {data[Key.KIT_VERSION]}    created {data[Key.CREATED]}")
+    print(f"model       {model[Key.MODEL_NAME]}  ({model[Key.MODEL_SOURCE]})")
+    print("decode      " + "  ".join(f"{k}={v}" for k, v in manifest.decode.items()))
+    print(f"clip        shape={data[Key.CLIP][Key.SHAPE]}")
+    print("versions    " + "  ".join(f"{k}={v}" for k, v in data[Key.VERSIONS].items()))
+    print()
+    rows = []
+    for name, module in data[Key.MODULES].items():
+        quant = module[Key.QUANTIZATION]
+        mode = quant.get("mode", "?")
+        size = sum(f[Key.BYTES] for f in module[Key.FILES])
+        for entry_name, entry in module[Key.ENTRY_POINTS].items():
+            ins = ", ".join(_tensor(t) for t in entry[Key.INPUTS])
+            outs = ", ".join(_tensor(t) for t in entry[Key.OUTPUTS])
+            rows.append((name, entry_name, entry[Key.FILE], f"{size:,}", mode, f"({ins}) -> ({outs})"))
+    print_table(("module", "entry point", "file", "module bytes", "quant", "signature"), rows)
+    return 0
+
+
+def _tensor(spec: dict) -> str:
+    shape = ",".join(str(s) for s in spec[Key.SHAPE])
+    return f"{spec[Key.NAME]}:{spec[Key.DTYPE]}[{shape}]"

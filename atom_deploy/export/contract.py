@@ -1,0 +1,93 @@
+"""The one contract between models and backends.
+
+A model side hands a backend an `ExportableModule`: named entry points, each an
+`nn.Module` with example inputs, tensor names and dynamic dims, plus metadata. A backend
+never reaches into the model: it lowers what it is given and reports the files it wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from atom_runner.schema import Key
+
+
+@dataclass(frozen=True)
+class DynamicDim:
+    name: str
+    min: int
+    max: int
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {Key.NAME: self.name, Key.MIN: self.min, Key.MAX: self.max}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    example: torch.Tensor
+    dynamic: dict[int, DynamicDim] = field(default_factory=dict)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return _tensor_manifest(self.name, self.example, self.dynamic)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    dynamic: dict[int, DynamicDim] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    module: nn.Module
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+
+    @property
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        return tuple(spec.example for spec in self.inputs)
+
+    def output_manifest(self) -> list[dict[str, Any]]:
+        with torch.no_grad():
+            results = self.module(*self.example_inputs)
+        results = results if isinstance(results, tuple) else (results,)
+        return [_tensor_manifest(o.name, r, o.dynamic) for o, r in zip(self.outputs, results)]
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            Key.INPUTS: [spec.to_manifest() for spec in self.inputs],
+            Key.OUTPUTS: self.output_manifest(),
+        }
+
+
+@dataclass(frozen=True)
+class ExportableModule:
+    """One artifact: e.g. the decoder with its token_embedding and text_decoder methods."""
+
+    name: str
+    entry_points: tuple[EntryPoint, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, name: str) -> EntryPoint:
+        for entry in self.entry_points:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"{self.name} has no entry point {name!r}")
+
+
+def _tensor_manifest(name: str, tensor: torch.Tensor, dynamic: dict[int, DynamicDim]) -> dict[str, Any]:
+    shape: list[Any] = list(tensor.shape)
+    for axis, dim in dynamic.items():
+        shape[axis] = dim.name
+    return {
+        Key.NAME: name,
+        Key.DTYPE: str(tensor.dtype).removeprefix("torch."),
+        Key.SHAPE: shape,
+        Key.DYNAMIC: {str(axis): dim.to_manifest() for axis, dim in dynamic.items()},
+    }

@@ -1,0 +1,142 @@
+"""What to export: each ATOM module as an `ExportableModule` (entry points + metadata).
+
+Registered by module name, so a new module is one decorated function. The decoder's
+text_decoder has one calling contract on every backend:
+
+    text_decoder(embeds [B, S, D], input_pos [S], cache_index [B]) -> logits [B, V]
+
+`cache_index` names, for each of the B rows, which cache row it continues from: greedy
+passes [0]; beam search prefills one row and then passes the parent beam of each of its
+4 hypotheses, so reordering the cache happens inside the graph. ONNX has no mutable
+state, so there the cache also goes in and out explicitly (KVStyle.EXPLICIT_IO).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from atom_deploy.export.contract import DynamicDim, EntryPoint, ExportableModule, OutputSpec, TensorSpec
+from atom_deploy.model import AtomModel
+from atom_deploy.models import Decoder
+from atom_runner.errors import AtomError
+from atom_runner.schema import Entry, Key, KVStyle, Module
+from atom_runner.schema import Tensor as T
+
+MINILM_MAX_BATCH = 64
+_BUILDERS: dict[str, Callable[[AtomModel, str], ExportableModule]] = {}
+
+
+def register(name: str):
+    def wrap(fn):
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def build_exportable(name: str, model: AtomModel, kv_style: str) -> ExportableModule:
+    if name not in _BUILDERS:
+        raise AtomError(f"unknown module {name!r}; valid modules: {sorted(_BUILDERS)}")
+    return _BUILDERS[name](model, kv_style)
+
+
+class TokenEmbedding(nn.Module):
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.decoder.embed(tokens)
+
+
+class StatefulTextDecoder(nn.Module):
+    """KV cache in mutable buffers [L, max_batch, Hkv, S_max, Dh] (ExecuTorch)."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+        shape = decoder.cache_shape(decoder.config.max_batch)
+        self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
+
+    def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor) -> Tensor:
+        k = self.k_cache.index_select(1, cache_index)
+        v = self.v_cache.index_select(1, cache_index)
+        logits, k, v = self.decoder(embeds, input_pos, k, v)
+        # index_copy_ over arange(B), not slice assignment: a slice [:B] makes export
+        # specialize B against max_batch.
+        rows = torch.arange(embeds.shape[0])
+        self.k_cache.index_copy_(1, rows, k)
+        self.v_cache.index_copy_(1, rows, v)
+        return logits
+
+
+class ExplicitTextDecoder(nn.Module):
+    """KV cache as graph inputs and outputs [L, B, Hkv, S_max, Dh] (ONNX)."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, embeds, input_pos, cache_index, k_cache, v_cache):
+        k = k_cache.index_select(1, cache_index)
+        v = v_cache.index_select(1, cache_index)
+        return self.decoder(embeds, input_pos, k, v)
+
+
+@register(Module.VIDEO_ENCODER)
+def video_encoder(model: AtomModel, kv_style: str) -> ExportableModule:
+    c = model.config.encoder
+    clip = TensorSpec(T.CLIP, torch.randn(c.clip_shape))
+    entry = EntryPoint(Entry.FORWARD, model.encoder, (clip,), (OutputSpec(T.VISUAL_PREFIX),))
+    return ExportableModule(Module.VIDEO_ENCODER, (entry,), {Key.NUM_VISUAL_TOKENS: c.num_visual_tokens})
+
+
+@register(Module.DECODER)
+def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
+    c = model.config.decoder
+    batch = DynamicDim("batch", 1, c.max_batch)
+    seq = DynamicDim("seq", 1, c.max_context)
+    # Examples use sizes >= 2: export specializes dimensions whose example is 1.
+    B, S = 2, 3
+    tokens = TensorSpec(T.TOKENS, torch.tensor([[1, 2, 3], [4, 5, 6]]), {0: batch, 1: seq})
+    embedding = EntryPoint(
+        Entry.TOKEN_EMBEDDING, TokenEmbedding(model.decoder), (tokens,), (OutputSpec(T.EMBEDS, {0: batch, 1: seq}),)
+    )
+    inputs = [
+        TensorSpec(T.EMBEDS, torch.randn(B, S, c.dim), {0: batch, 1: seq}),
+        TensorSpec(T.INPUT_POS, torch.arange(S), {0: seq}),
+        TensorSpec(T.CACHE_INDEX, torch.tensor([0, 1]), {0: batch}),
+    ]
+    outputs = [OutputSpec(T.LOGITS, {0: batch})]
+    if kv_style == KVStyle.MUTABLE_BUFFERS:
+        step_module: nn.Module = StatefulTextDecoder(model.decoder)
+    elif kv_style == KVStyle.EXPLICIT_IO:
+        step_module = ExplicitTextDecoder(model.decoder)
+        cache_batch = DynamicDim("cache_batch", 1, c.max_batch)
+        for name in (T.K_CACHE, T.V_CACHE):
+            inputs.append(TensorSpec(name, torch.zeros(model.decoder.cache_shape(3)), {1: cache_batch}))
+        outputs += [OutputSpec(T.K_CACHE_OUT, {1: batch}), OutputSpec(T.V_CACHE_OUT, {1: batch})]
+    else:
+        raise AtomError(f"unknown KV cache style {kv_style!r}")
+    text_decoder = EntryPoint(Entry.TEXT_DECODER, step_module, tuple(inputs), tuple(outputs))
+    metadata = {
+        Key.KV_CACHE: {Key.KV_STYLE: kv_style, Key.SHAPE: list(model.decoder.cache_shape(c.max_batch))},
+        Key.VOCAB_SIZE: c.vocab_size,
+        Key.DIM: c.dim,
+    }
+    return ExportableModule(Module.DECODER, (embedding, text_decoder), metadata)
+
+
+@register(Module.MINILM)
+def minilm(model: AtomModel, kv_style: str) -> ExportableModule:
+    c = model.config.minilm
+    batch = DynamicDim("batch", 1, MINILM_MAX_BATCH)
+    seq = DynamicDim("seq", 1, c.max_seq_length)
+    ids = TensorSpec(T.INPUT_IDS, torch.tensor([[101, 2000, 102], [101, 2001, 102]]), {0: batch, 1: seq})
+    mask = TensorSpec(T.ATTENTION_MASK, torch.ones(2, 3, dtype=torch.int64), {0: batch, 1: seq})
+    entry = EntryPoint(Entry.FORWARD, model.minilm, (ids, mask), (OutputSpec(T.SENTENCE_EMBEDDING, {0: batch}),))
+    return ExportableModule(Module.MINILM, (entry,), {Key.MAX_SEQ_LENGTH: c.max_seq_length, Key.DIM: c.dim})

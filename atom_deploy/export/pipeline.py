@@ -1,0 +1,128 @@
+"""`atom-deploy export`: every module, for every backend, into one atomically written folder.
+
+OUT/<backend>/{video_encoder,decoder,minilm}.<ext> + tokenizers + manifest.json. Each
+backend folder is written to a temporary sibling and renamed into place at the end, so a
+failed or interrupted export never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from atom_deploy.backends import get_backend
+from atom_deploy.export.manifest_writer import ModuleRecord, write_manifest
+from atom_deploy.export.modules import build_exportable
+from atom_deploy.export.quantize import QUANT_MODES
+from atom_deploy.model_source import ModelSource, resolve_model
+from atom_deploy.text.tokenizers import copy_tokenizer, train_decoder_tokenizer
+from atom_deploy.weights.minilm import minilm_folder
+from atom_runner.errors import AtomError
+from atom_runner.schema import TOKENIZER_FILES, Module, TokenizerName
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: str
+    backends: tuple[str, ...]
+    quant: str = "int8"
+    decode_steps: int | None = None
+    out: Path = Path("artifacts")
+    force: bool = False
+    modules: tuple[str, ...] = Module.ALL
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    module: str
+    backend: str
+    bytes: int
+    seconds: float
+
+
+def run_export(request: ExportRequest, progress: Callable[[str], None] = print) -> list[ExportReport]:
+    if request.quant not in QUANT_MODES:
+        raise AtomError(f"unknown quantization {request.quant!r}; valid: {list(QUANT_MODES)}")
+    backends = [get_backend(name) for name in request.backends]  # validates names up front
+    source = resolve_model(request.model, request.decode_steps, request.seed)
+    targets = {backend.name: request.out / backend.name for backend in backends}
+    for target in targets.values():
+        _check_destination(target, request.force)
+    reports: list[ExportReport] = []
+    for backend in backends:
+        staging = request.out / f".{backend.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            records = [
+                _export_module(name, backend, source, request.quant, staging, progress, reports)
+                for name in request.modules
+            ]
+            tokenizers = _write_tokenizers(source, staging)
+            write_manifest(staging, backend, source, request.quant, records, tokenizers)
+            _move_into_place(staging, targets[backend.name])
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return reports
+
+
+def _export_module(name, backend, source: ModelSource, quant, folder, progress, reports) -> ModuleRecord:
+    progress(f"[{backend.name}] {name}: building")
+    start = time.perf_counter()
+    stage = "build"
+    try:
+        # Each backend gets freshly built modules: quantization rewrites them in place.
+        model = source.build()
+        module = model.modules()[name]
+        stage = "quantize"
+        backend.quantize(module, quant)
+        stage = "trace"
+        exportable = build_exportable(name, model, backend.kv_style)
+        stage = "lower"
+        progress(f"[{backend.name}] {name}: lowering ({quant})")
+        written = backend.export(exportable, folder, quant)
+    except AtomError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AtomError(f"export failed: module {name}, backend {backend.name}, stage {stage}: {first}") from exc
+    seconds = time.perf_counter() - start
+    record = ModuleRecord(exportable, written, backend.quantization_record(quant), seconds)
+    reports.append(ExportReport(name, backend.name, record.total_bytes, seconds))
+    progress(f"[{backend.name}] {name}: {record.total_bytes / 1e6:.1f} MB in {seconds:.1f} s")
+    return record
+
+
+def _write_tokenizers(source: ModelSource, folder: Path) -> dict[str, Path]:
+    decoder_path = folder / TOKENIZER_FILES[TokenizerName.DECODER]
+    if source.tokenizer is None:
+        train_decoder_tokenizer(source.config.decoder, decoder_path)
+    else:
+        copy_tokenizer(source.tokenizer, decoder_path)
+    minilm_path = copy_tokenizer(minilm_folder() / "tokenizer.json", folder / TOKENIZER_FILES[TokenizerName.MINILM])
+    return {TokenizerName.DECODER: decoder_path, TokenizerName.MINILM: minilm_path}
+
+
+def _check_destination(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise AtomError(f"output folder {out} already exists; pass --force to replace it")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AtomError(f"cannot create output folder {parent}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise AtomError(f"output folder {parent} is not writable")
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,91 @@
+"""Resolve `--model`: a preset name, a kit model folder, or a folder of HF checkpoints.
+
+- preset (`tiny`, `mplug2plus`): seeded random weights, the kit's trained BPE tokenizer;
+- kit folder: `atom_config.json` + `model.safetensors` + `tokenizer.json`;
+- HF folder: `vision/` (a CLIPVisionModel) and `language/` (a LlamaForCausalLM with its
+  tokenizer.json). The projector between them is not in either checkpoint, so it starts
+  from the seeded random init and the folder may carry it in `projector.safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from atom_deploy.config import PRESETS, ModelConfig, preset
+from atom_deploy.model import AtomModel, build_model
+from atom_runner.errors import AtomError
+
+KIT_CONFIG = "atom_config.json"
+KIT_WEIGHTS = "model.safetensors"
+KIT_TOKENIZER = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str  # what --model said, so parity can rebuild the same eager model
+    seed: int
+    description: str
+    config: ModelConfig
+    build: Callable[[], AtomModel]
+    tokenizer: Path | None  # None: train the kit tokenizer for this config
+
+
+def resolve_model(spec: str, decode_steps: int | None = None, seed: int = 0) -> ModelSource:
+    path = Path(spec)
+    if spec in PRESETS:
+        config = _with_steps(preset(spec), decode_steps)
+        return ModelSource(spec, seed, f"preset {spec} (random weights, seed {seed})", config, lambda: build_model(config, seed), None)
+    if (path / KIT_CONFIG).is_file():
+        return _kit_folder(path, decode_steps, seed)
+    if (path / "vision").is_dir() and (path / "language").is_dir():
+        return _hf_folder(path, decode_steps, seed)
+    if path.exists():
+        raise AtomError(f"{spec}: not a model folder (needs {KIT_CONFIG}, or vision/ and language/ HF checkpoints)")
+    raise AtomError(f"unknown model {spec!r}: not a preset {sorted(PRESETS)} and no such folder")
+
+
+def _with_steps(config: ModelConfig, decode_steps: int | None) -> ModelConfig:
+    return config if decode_steps is None else config.replace(decode_steps=decode_steps)
+
+
+def _kit_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
+    from atom_deploy.weights.kit import load_kit_weights
+
+    try:
+        data = json.loads((path / KIT_CONFIG).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AtomError(f"{path / KIT_CONFIG} is not valid JSON: {exc}") from None
+    config = _with_steps(ModelConfig.from_dict(data), decode_steps)
+
+    def build() -> AtomModel:
+        model = build_model(config, seed)
+        load_kit_weights(path / KIT_WEIGHTS, model)
+        return model
+
+    return ModelSource(str(path.resolve()), seed, f"kit model folder {path}", config, build, path / KIT_TOKENIZER)
+
+
+def _hf_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
+    from atom_deploy.weights import (
+        decoder_config_from_llama, encoder_config_from_clip, llama_tokenizer_path, load_clip_vision, load_llama,
+    )
+
+    decoder_config = decoder_config_from_llama(path / "language")
+    encoder_config = encoder_config_from_clip(path / "vision")
+    config = _with_steps(ModelConfig(name=path.name, encoder=encoder_config, decoder=decoder_config), decode_steps)
+
+    def build() -> AtomModel:
+        model = build_model(config, seed)
+        load_clip_vision(path / "vision", model.encoder)
+        load_llama(path / "language", model.decoder)
+        projector = path / "projector.safetensors"
+        if projector.is_file():
+            from atom_deploy.weights.kit import load_projector
+
+            load_projector(projector, model.encoder)
+        return model
+
+    return ModelSource(str(path.resolve()), seed, f"HF checkpoints in {path}", config, build, llama_tokenizer_path(path / "language"))

@@ -1,0 +1,187 @@
+"""Run parity for an export folder: every backend against eager fp32 and eager int8.
+
+Rows compare one module on one pair of runs. Encoder and MiniLM: cosine and relative
+max-abs of outputs. Decoder: 23 greedy tokens (agreement and first divergence) plus the
+teacher-forced agreement, which does not let one early flip hide every later step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from atom_deploy.export.modules import build_exportable
+from atom_deploy.export.quantize import quantize_eager
+from atom_deploy.model import AtomModel
+from atom_deploy.model_source import resolve_model
+from atom_deploy.parity.eager import EagerModule
+from atom_deploy.parity.metrics import TokenAgreement, cosine, relative_max_abs
+from atom_runner.decoding import DecoderStepper, greedy, prefill
+from atom_runner.errors import AtomError
+from atom_runner.manifest import Manifest, load_manifest
+from atom_runner.runtimes import LoadedModule, load_module
+from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, KVStyle, Module, TokenizerName
+
+# Suggested thresholds from the export issue; each row records the one it used.
+FP32_REL_MAX_ABS = 1e-4
+INT8_VS_INT8_COSINE = 0.999
+INT8_VS_FP32_COSINE = 0.98
+FP32_TOKEN_AGREEMENT = 1.0
+INT8_TEACHER_FORCED_AGREEMENT = 0.9
+
+SENTENCES = [
+    "a small red square slides to the left",
+    "Two people ride bikes down a busy street.",
+    "¿Dónde está la estación? 東京の夜景",
+    "the camera pans across a green field while a dog runs",
+]
+PROMPT = "describe the clip:"
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    module: str
+    run: str
+    reference: str
+    metric: str
+    value: float
+    threshold: float | None  # None: reported, not gated
+    higher_is_better: bool = True
+    first_divergence: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        if self.threshold is None:
+            return True
+        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+
+
+@dataclass
+class Outputs:
+    encoder: np.ndarray
+    minilm: np.ndarray
+    greedy: list[int]
+    forced: list[int]  # argmax at each step when fed the eager-fp32 greedy tokens
+
+
+def backend_folders(folder: Path) -> list[Path]:
+    if (folder / MANIFEST_FILE).is_file():
+        return [folder]
+    found = sorted(p.parent for p in folder.glob(f"*/{MANIFEST_FILE}"))
+    if not found:
+        raise AtomError(f"{folder}: no {MANIFEST_FILE} here or in its subfolders")
+    return found
+
+
+def run_parity(folder: Path) -> list[ParityRow]:
+    manifests = [load_manifest(f) for f in backend_folders(folder)]
+    first = manifests[0].data[Key.MODEL]
+    source = resolve_model(first[Key.MODEL_SPEC], manifests[0].decode[Key.DECODE_STEPS], first[Key.SEED])
+    inputs = _inputs(manifests[0], source.config)
+    eager = {"fp32": source.build(), "int8": source.build()}
+    for module in eager["int8"].modules().values():
+        quantize_eager(module, "int8")
+    prefix = _eager_module(eager["fp32"], Module.VIDEO_ENCODER).run(Entry.FORWARD, [inputs["clip"]])[0]
+    loaded_fp32, loaded_int8 = _eager_loaded(eager["fp32"]), _eager_loaded(eager["int8"])
+    ref_fp32 = _collect(loaded_fp32, KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix)
+    # Teacher forcing feeds every run eager fp32's greedy tokens; fed its own tokens,
+    # eager fp32 predicts exactly those tokens again.
+    forced_tokens = ref_fp32.forced = ref_fp32.greedy
+    ref = {
+        "fp32": ref_fp32,
+        "int8": _collect(loaded_int8, KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix, forced_tokens),
+    }
+    rows = _compare("eager int8", ref["int8"], "eager fp32", ref["fp32"], int8_vs_fp32=True)
+    for manifest in manifests:
+        mode = manifest.module(Module.DECODER)[Key.QUANTIZATION]["mode"]
+        loaded = {name: _load(manifest, name) for name in Module.ALL}
+        out = _collect(loaded, manifest.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE], manifest, inputs, prefix, forced_tokens)
+        label = f"{manifest.backend} {mode}"
+        rows += _compare(label, out, f"eager {mode}", ref[mode], int8_vs_fp32=False, mode=mode)
+        if mode == "int8":
+            rows += _compare(label, out, "eager fp32", ref["fp32"], int8_vs_fp32=True)
+    return rows
+
+
+def rows_to_json(rows: list[ParityRow]) -> list[dict]:
+    return [{**asdict(r), "passed": r.passed} for r in rows]
+
+
+def _compare(run: str, out: Outputs, ref_name: str, ref: Outputs, int8_vs_fp32: bool, mode: str = "int8") -> list[ParityRow]:
+    rows = []
+    for module, a, b in ((Module.VIDEO_ENCODER, out.encoder, ref.encoder), (Module.MINILM, out.minilm, ref.minilm)):
+        if int8_vs_fp32:
+            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), INT8_VS_FP32_COSINE))
+        elif mode == "fp32":
+            rows.append(ParityRow(module, run, ref_name, "rel max-abs", relative_max_abs(a, b), FP32_REL_MAX_ABS, False))
+        else:
+            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), INT8_VS_INT8_COSINE))
+    free = TokenAgreement.of(out.greedy, ref.greedy)
+    forced = TokenAgreement.of(out.forced, ref.forced)
+    gate_free = FP32_TOKEN_AGREEMENT if mode == "fp32" and not int8_vs_fp32 else None
+    gate_forced = FP32_TOKEN_AGREEMENT if gate_free else (None if int8_vs_fp32 else INT8_TEACHER_FORCED_AGREEMENT)
+    rows.append(ParityRow(Module.DECODER, run, ref_name, "greedy token agreement", free.agreement, gate_free, True, free.first_divergence))
+    rows.append(ParityRow(Module.DECODER, run, ref_name, "teacher-forced agreement", forced.agreement, gate_forced, True, forced.first_divergence))
+    return rows
+
+
+def _inputs(manifest: Manifest, config) -> dict[str, np.ndarray]:
+    from tokenizers import Tokenizer
+
+    generator = torch.Generator().manual_seed(1234)
+    clip = torch.randn(config.encoder.clip_shape, generator=generator).numpy()
+    minilm_tok = Tokenizer.from_file(str(manifest.root / TOKENIZER_FILES[TokenizerName.MINILM]))
+    minilm_tok.enable_padding(pad_id=config.minilm.pad_id)
+    minilm_tok.enable_truncation(config.minilm.max_seq_length)
+    batch = minilm_tok.encode_batch(SENTENCES)
+    decoder_tok = Tokenizer.from_file(str(manifest.root / TOKENIZER_FILES[TokenizerName.DECODER]))
+    return {
+        "clip": clip,
+        "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
+        "prompt": np.array(decoder_tok.encode(PROMPT, add_special_tokens=False).ids, dtype=np.int64),
+    }
+
+
+def _collect(modules, kv_style, manifest, inputs, prefix, forced_tokens=None) -> Outputs:
+    decode = manifest.decode
+    encoder = modules[Module.VIDEO_ENCODER].run(Entry.FORWARD, [inputs["clip"]])[0]
+    minilm = modules[Module.MINILM].run(Entry.FORWARD, [inputs["input_ids"], inputs["attention_mask"]])[0]
+    cache_shape = manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE]
+    stepper = DecoderStepper(modules[Module.DECODER], kv_style, cache_shape)
+    prompt = [int(t) for t in inputs["prompt"]]
+    logits, pos = prefill(stepper, decode[Key.BOS_ID], prompt, prefix)
+    tokens = greedy(stepper, logits, pos, decode[Key.DECODE_STEPS])
+    forced = _teacher_forced(stepper, decode, prompt, prefix, forced_tokens) if forced_tokens else []
+    return Outputs(encoder, minilm, tokens, forced)
+
+
+def _teacher_forced(stepper, decode, prompt, prefix, tokens: list[int]) -> list[int]:
+    stepper.reset()
+    logits, pos = prefill(stepper, decode[Key.BOS_ID], prompt, prefix)
+    predicted = []
+    for i, token in enumerate(tokens):
+        predicted.append(int(np.argmax(logits[0])))
+        if i + 1 < len(tokens):
+            logits = stepper.step(stepper.embed(np.array([[token]])), np.array([pos]), np.zeros(1, dtype=np.int64))
+            pos += 1
+    return predicted
+
+
+def _eager_module(model: AtomModel, name: str) -> EagerModule:
+    return EagerModule(build_exportable(name, model, KVStyle.EXPLICIT_IO))
+
+
+def _eager_loaded(model: AtomModel) -> dict[str, LoadedModule]:
+    return {name: _eager_module(model, name) for name in Module.ALL}
+
+
+def _load(manifest: Manifest, name: str) -> LoadedModule:
+    module = manifest.module(name)
+    for record in module[Key.FILES]:
+        manifest.verified(record)
+    files = {entry: manifest.resolve(spec[Key.FILE]) for entry, spec in module[Key.ENTRY_POINTS].items()}
+    return load_module(manifest.backend, files)

@@ -1,0 +1,1 @@
+"""Tokenizers the kit ships into every artifact folder."""

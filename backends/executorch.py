@@ -1,0 +1,70 @@
+"""ExecuTorch: one multi-method .pte per module, XNNPACK-delegated, KV cache in buffers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.export import Dim, export
+
+from atom_deploy.backends import register_backend
+from atom_deploy.backends.base import Backend, WrittenEntry
+from atom_deploy.export.contract import EntryPoint, ExportableModule
+from atom_deploy.export.quantize import quantize_embeddings, quantize_linears_torchao
+from atom_runner.schema import KVStyle
+
+
+@register_backend("executorch")
+class ExecuTorchBackend(Backend):
+    suffix = ".pte"
+    kv_style = KVStyle.MUTABLE_BUFFERS
+
+    def quantize(self, model: nn.Module, mode: str) -> None:
+        if mode == "int8":
+            quantize_embeddings(model)
+            quantize_linears_torchao(model)
+
+    def export(self, module: ExportableModule, out_dir: Path, mode: str) -> list[WrittenEntry]:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+
+        programs = {entry.name: _export_entry(entry) for entry in module.entry_points}
+        edge = to_edge_transform_and_lower(
+            programs,
+            partitioner=[XnnpackPartitioner()],
+            # Metadata travels inside the .pte too, as constant methods (get_<key>).
+            constant_methods={f"get_{k}": v for k, v in module.metadata.items() if isinstance(v, int)},
+            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+        )
+        program = edge.to_executorch(ExecutorchBackendConfig())
+        path = out_dir / f"{module.name}{self.suffix}"
+        path.write_bytes(program.buffer)
+        return [WrittenEntry(entry.name, path, (path,)) for entry in module.entry_points]
+
+    def quantization_record(self, mode: str) -> dict[str, Any]:
+        if mode != "int8":
+            return {"mode": "fp32"}
+        return {
+            "mode": "int8",
+            "linear": {
+                "weights": "int8 symmetric, per output channel",
+                "activations": "int8 asymmetric, dynamic per token",
+                "implementation": "torchao Int8DynamicActivationIntxWeightConfig(int8, PerAxis(0)) -> XNNPACK",
+            },
+        }
+
+
+def _export_entry(entry: EntryPoint) -> torch.export.ExportedProgram:
+    dims: dict[str, Dim] = {}
+    shapes = []
+    for spec in entry.inputs:
+        axes = {}
+        for axis, d in spec.dynamic.items():
+            # One Dim object per name, so inputs sharing "batch" or "seq" are tied together.
+            dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
+            axes[axis] = dims[d.name]
+        shapes.append(axes or None)
+    with torch.no_grad():
+        return export(entry.module, entry.example_inputs, dynamic_shapes=tuple(shapes), strict=False)

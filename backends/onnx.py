@@ -1,0 +1,93 @@
+"""ONNX: one graph per entry point, run by ONNX Runtime; KV cache as explicit I/O.
+
+Graphs come from torch.onnx's dynamo exporter. int8 Linear layers are a graph rewrite onto
+ONNX Runtime's MatMulInteger with per-token activations (onnx_int8.py says why not
+onnxruntime's own quantize_dynamic). Embeddings are already int8 from the shared source
+transform.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+from torch.export import Dim
+
+from atom_deploy.backends import register_backend
+from atom_deploy.backends.base import Backend, WrittenEntry
+from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
+from atom_deploy.export.contract import EntryPoint, ExportableModule
+from atom_deploy.export.quantize import quantize_embeddings
+from atom_runner.schema import Entry, KVStyle
+
+OPSET = 18
+# Graphs past protobuf's 2 GB limit keep their weights in a sidecar file.
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+@register_backend("onnx")
+class OnnxBackend(Backend):
+    suffix = ".onnx"
+    kv_style = KVStyle.EXPLICIT_IO
+
+    def quantize(self, model: nn.Module, mode: str) -> None:
+        if mode == "int8":
+            quantize_embeddings(model)
+
+    def export(self, module: ExportableModule, out_dir: Path, mode: str) -> list[WrittenEntry]:
+        written = []
+        for entry in module.entry_points:
+            stem = module.name if entry.name == Entry.FORWARD else f"{module.name}.{entry.name}"
+            path = out_dir / f"{stem}{self.suffix}"
+            model = _export_entry(entry)
+            if mode == "int8":
+                quantize_matmuls_per_token(model)
+            _save(model, path)
+            files = [path] + sorted(out_dir.glob(f"{path.name}.data"))
+            written.append(WrittenEntry(entry.name, path, tuple(files)))
+        return written
+
+    def quantization_record(self, mode: str) -> dict[str, Any]:
+        if mode != "int8":
+            return {"mode": "fp32"}
+        return {
+            "mode": "int8",
+            "linear": {
+                "weights": "int8 symmetric, per output channel",
+                "activations": "int8 symmetric, dynamic per token",
+                "implementation": "atom_deploy MatMul -> MatMulInteger rewrite (backends/onnx_int8.py)",
+            },
+        }
+
+
+def _export_entry(entry: EntryPoint) -> onnx.ModelProto:
+    dims: dict[str, Dim] = {}
+    shapes = []
+    for spec in entry.inputs:
+        axes = {}
+        for axis, d in spec.dynamic.items():
+            dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
+            axes[axis] = dims[d.name]
+        shapes.append(axes or None)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            entry.module,
+            entry.example_inputs,
+            input_names=[s.name for s in entry.inputs],
+            output_names=[o.name for o in entry.outputs],
+            dynamic_shapes=tuple(shapes),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    program.optimize()
+    return program.model_proto
+
+
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    big = model.ByteSize() > EXTERNAL_DATA_BYTES
+    onnx.save_model(model, str(path), save_as_external_data=big, location=f"{path.name}.data")

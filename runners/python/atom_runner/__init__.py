@@ -1,0 +1,1 @@
+"""Thin runner for atom-deploy artifacts: reads the manifest, never the exporter."""

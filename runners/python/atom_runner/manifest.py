@@ -1,0 +1,78 @@
+"""Read and verify an artifact folder's manifest: format, kit version, paths, sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atom_runner.errors import AtomError
+from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path
+    data: dict[str, Any]
+
+    @property
+    def backend(self) -> str:
+        return self.data[Key.BACKEND]
+
+    @property
+    def decode(self) -> dict[str, Any]:
+        return self.data[Key.DECODE]
+
+    def module(self, name: str) -> dict[str, Any]:
+        modules = self.data[Key.MODULES]
+        if name not in modules:
+            raise AtomError(f"{self.root}: manifest has no module {name!r}; it has {sorted(modules)}")
+        return modules[name]
+
+    def resolve(self, file_name: str) -> Path:
+        """A file named by the manifest, which must stay inside the artifact folder."""
+        candidate = (self.root / file_name).resolve()
+        if Path(file_name).is_absolute() or self.root.resolve() not in candidate.parents:
+            raise AtomError(f"{self.root}: manifest names a file outside the artifact folder: {file_name!r}")
+        return candidate
+
+    def verified(self, entry: dict[str, Any]) -> Path:
+        """Resolve a {file, sha256, bytes} record and check the file against it."""
+        path = self.resolve(entry[Key.FILE])
+        if not path.is_file():
+            raise AtomError(f"missing artifact file: {path}")
+        size = path.stat().st_size
+        if size != entry[Key.BYTES]:
+            raise AtomError(f"artifact {path.name} has {size} bytes, manifest says {entry[Key.BYTES]} (truncated or replaced?)")
+        if sha256_file(path) != entry[Key.SHA256]:
+            raise AtomError(f"artifact {path.name} does not match its sha256 in the manifest (corrupted or replaced)")
+        return path
+
+
+def load_manifest(folder: Path | str) -> Manifest:
+    root = Path(folder)
+    path = root / MANIFEST_FILE
+    if not path.is_file():
+        raise AtomError(f"no {MANIFEST_FILE} in {root}: not an atom-deploy artifact folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AtomError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get(Key.FORMAT) != FORMAT:
+        raise AtomError(f"{path} is not an atom-deploy manifest")
+    if data.get(Key.FORMAT_VERSION) != FORMAT_VERSION:
+        raise AtomError(
+            f"{path} has manifest format {data.get(Key.FORMAT_VERSION)!r} (kit {data.get(Key.KIT_VERSION)!r}); "
+            f"this runner reads format {FORMAT_VERSION}: re-export with this kit"
+        )
+    return Manifest(root, data)

@@ -1,0 +1,34 @@
+"""ONNX Runtime: one InferenceSession per entry-point graph, created once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from atom_runner.errors import AtomError
+
+
+class OnnxModule:
+    def __init__(self, entry_files: dict[str, Path], threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self._sessions = {}
+        self._input_names = {}
+        for entry, path in entry_files.items():
+            try:
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise AtomError(f"ONNX Runtime could not load {path.name}: {str(exc).splitlines()[0]}") from None
+            self._sessions[entry] = session
+            self._input_names[entry] = [i.name for i in session.get_inputs()]
+
+    def run(self, entry: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(zip(self._input_names[entry], inputs))
+        try:
+            return self._sessions[entry].run(None, feeds)
+        except Exception as exc:
+            raise AtomError(f"ONNX Runtime entry {entry!r} failed: {str(exc).splitlines()[0]}") from None

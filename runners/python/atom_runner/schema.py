@@ -1,0 +1,128 @@
+"""Manifest key names, defined once: the exporter writes with them, every runner reads with them.
+
+A manifest is JSON beside the artifacts. It says what each file is (sha256, bytes), how to
+call each entry point (input/output names, dtypes, shapes, dynamic dims), how the module
+was quantized, and the decode contract (decode_steps, context, special tokens).
+"""
+
+from __future__ import annotations
+
+MANIFEST_FILE = "manifest.json"
+FORMAT = "atom-deploy-manifest"
+FORMAT_VERSION = 1
+
+
+class Key:
+    """Top-level and nested manifest keys."""
+
+    FORMAT = "format"
+    FORMAT_VERSION = "format_version"
+    KIT_VERSION = "kit_version"
+    BACKEND = "backend"
+    CREATED = "created"
+    VERSIONS = "versions"
+    MODEL = "model"
+    MODEL_NAME = "name"
+    MODEL_CONFIG = "config"
+    MODEL_SOURCE = "source"
+    MODEL_SPEC = "spec"
+    SEED = "seed"
+    DECODE = "decode"
+    CLIP = "clip"
+    TOKENIZERS = "tokenizers"
+    MODULES = "modules"
+    # decode contract
+    DECODE_STEPS = "decode_steps"
+    MAX_CONTEXT = "max_context"
+    MAX_BATCH = "max_batch"
+    BOS_ID = "bos_id"
+    EOS_ID = "eos_id"
+    PAD_ID = "pad_id"
+    NUM_VISUAL_TOKENS = "num_visual_tokens"
+    BEAM_WIDTH = "beam_width"
+    VOCAB_SIZE = "vocab_size"
+    DIM = "dim"
+    # clip contract
+    SHAPE = "shape"
+    MEAN = "mean"
+    STD = "std"
+    # files
+    FILE = "file"
+    FILES = "files"
+    SHA256 = "sha256"
+    BYTES = "bytes"
+    MAX_SEQ_LENGTH = "max_seq_length"
+    # modules
+    ENTRY_POINTS = "entry_points"
+    INPUTS = "inputs"
+    OUTPUTS = "outputs"
+    NAME = "name"
+    DTYPE = "dtype"
+    DYNAMIC = "dynamic"  # {axis: {"name", "min", "max"}}
+    MIN = "min"
+    MAX = "max"
+    QUANTIZATION = "quantization"
+    KV_CACHE = "kv_cache"
+    KV_STYLE = "style"
+    EXPORT_SECONDS = "export_seconds"
+
+
+class Module:
+    """Module names: one artifact each."""
+
+    VIDEO_ENCODER = "video_encoder"
+    DECODER = "decoder"
+    MINILM = "minilm"
+    ALL = (VIDEO_ENCODER, DECODER, MINILM)
+
+
+class Entry:
+    """Entry-point (method) names."""
+
+    FORWARD = "forward"
+    TOKEN_EMBEDDING = "token_embedding"
+    TEXT_DECODER = "text_decoder"
+
+
+class KVStyle:
+    """How the decoder's static KV cache crosses the graph boundary."""
+
+    # The cache lives in mutable module buffers (ExecuTorch): callers pass only
+    # (embeds, input_pos, cache_index).
+    MUTABLE_BUFFERS = "mutable_buffers"
+    # The cache is an explicit input and output (ONNX has no mutable state): callers
+    # also pass k_cache/v_cache and keep the returned ones.
+    EXPLICIT_IO = "explicit_io"
+
+
+class Tensor:
+    """Entry-point tensor names shared by every backend."""
+
+    CLIP = "clip"
+    VISUAL_PREFIX = "visual_prefix"
+    TOKENS = "tokens"
+    EMBEDS = "embeds"
+    INPUT_POS = "input_pos"
+    CACHE_INDEX = "cache_index"
+    K_CACHE = "k_cache"
+    V_CACHE = "v_cache"
+    LOGITS = "logits"
+    K_CACHE_OUT = "k_cache_out"
+    V_CACHE_OUT = "v_cache_out"
+    INPUT_IDS = "input_ids"
+    ATTENTION_MASK = "attention_mask"
+    SENTENCE_EMBEDDING = "sentence_embedding"
+
+
+class TokenizerName:
+    DECODER = "decoder"
+    MINILM = "minilm"
+
+
+TOKENIZER_FILES = {
+    TokenizerName.DECODER: "decoder_tokenizer.json",
+    TokenizerName.MINILM: "minilm_tokenizer.json",
+}
+
+
+BACKEND_SUFFIX = {"executorch": ".pte", "onnx": ".onnx"}
