@@ -6,8 +6,10 @@ User errors (AtomError) become one line on stderr and exit code 1, never a trace
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from importlib import import_module
 
 from atom_runner.errors import AtomError
@@ -17,6 +19,9 @@ COMMANDS = {
     "export": "export_cmd",
     "inspect": "inspect_cmd",
     "parity": "parity_cmd",
+    "caption": "caption_cmd",
+    "embed": "embed_cmd",
+    "generate": "generate_cmd",
 }
 
 
@@ -32,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     # Model weights never come from a hub: make any accidental attempt fail fast.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _quiet_toolchains()
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
@@ -41,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"atom-deploy {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_toolchains() -> None:
+    """The exporters' deprecation chatter would bury our progress lines; errors still show."""
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("torch", "torchao", "onnxscript", "onnx_ir", "root", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 if __name__ == "__main__":

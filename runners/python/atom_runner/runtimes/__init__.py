@@ -14,8 +14,12 @@ class LoadedModule(Protocol):
     def run(self, entry: str, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
-def load_module(backend: str, entry_files: dict[str, Path]) -> LoadedModule:
-    """Load one module's files once; `entry_files` maps entry-point name to its file."""
+def load_module(backend: str, entry_files: dict[str, Path], threads: int = 0) -> LoadedModule:
+    """Load one module's files once; `entry_files` maps entry-point name to its file.
+
+    `threads` caps ONNX Runtime's intra-op pool for this module (0: runtime default).
+    ExecuTorch's XNNPACK pool is per process, set with `set_executorch_threads`.
+    """
     if backend == "executorch":
         from atom_runner.runtimes.executorch import ExecuTorchModule
 
@@ -23,5 +27,11 @@ def load_module(backend: str, entry_files: dict[str, Path]) -> LoadedModule:
     if backend == "onnx":
         from atom_runner.runtimes.onnxruntime import OnnxModule
 
-        return OnnxModule(entry_files)
+        return OnnxModule(entry_files, threads)
     raise AtomError(f"unknown backend {backend!r}; valid backends: ['executorch', 'onnx']")
+
+
+def set_executorch_threads(threads: int) -> None:
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    _unsafe_reset_threadpool(threads)

@@ -1,0 +1,216 @@
+"""Session: load the three modules once and serve every task from them.
+
+    with Session("artifacts/onnx") as s:
+        s.caption(clip)                      # encoder + decoder
+        s.embed(["a red car", "a dog"])      # MiniLM
+        s.generate("summary: ...")           # the same decoder, text-only
+
+Thread-safe: each module has a lock (an ExecuTorch method owns its activation memory and
+the decoder owns one KV cache), so concurrent requests queue per module and never share
+a cache. Overlap of encoding and decoding comes from `caption_stream`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
+from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
+from atom_runner.errors import AtomError
+from atom_runner.manifest import Manifest, load_manifest
+from atom_runner.runtimes import load_module, set_executorch_threads
+from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, Module, TokenizerName
+from atom_runner.stats import Stats
+from atom_runner.text import DecoderTokenizer, MiniLMTokenizer, check_text
+
+OVERLAP_MODES = ("auto", "off", "thread", "process")
+
+
+class PromptTruncatedWarning(UserWarning):
+    """A prompt was cut to fit the decoder's context."""
+
+
+class Session:
+    def __init__(
+        self, artifact_dir: str | Path, backend: str | None = None, overlap: str = "auto",
+        stats: bool = False, threads: int | None = None,
+    ):
+        if overlap not in OVERLAP_MODES:
+            raise AtomError(f"unknown overlap mode {overlap!r}; valid: {list(OVERLAP_MODES)}")
+        self.manifest = _find_manifest(Path(artifact_dir), backend)
+        self.backend = self.manifest.backend
+        self.stats = Stats(enabled=stats)
+        decode = self.manifest.decode
+        self.decode_steps: int = decode[Key.DECODE_STEPS]
+        self.bos_id, self.eos_id = decode[Key.BOS_ID], decode[Key.EOS_ID]
+        self.max_context: int = decode[Key.MAX_CONTEXT]
+        self.max_batch: int = decode[Key.MAX_BATCH]
+        self.clip_shape = tuple(self.manifest.data[Key.CLIP][Key.SHAPE])
+        # Verify every file before loading anything: nothing is left half-loaded.
+        files = {name: self._verified_entry_files(name) for name in Module.ALL}
+        tokenizers = self.manifest.data[Key.TOKENIZERS]
+        for record in tokenizers.values():
+            self.manifest.verified(record)
+        if threads and self.backend == "executorch":
+            set_executorch_threads(threads)
+        self.overlap = _resolve_overlap(overlap, self.backend)
+        self.encoder = self._load_encoder(files[Module.VIDEO_ENCODER], threads or 0)
+        self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
+        self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
+        root = self.manifest.root
+        self.tokenizer = DecoderTokenizer(
+            root / TOKENIZER_FILES[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
+        )
+        self.minilm_tokenizer = MiniLMTokenizer(
+            root / TOKENIZER_FILES[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
+        )
+        decoder_manifest = self.manifest.module(Module.DECODER)
+        kv = decoder_manifest[Key.KV_CACHE]
+        self._stepper = DecoderStepper(self.decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+        self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
+        self._encoder_lock, self._decoder_lock, self._minilm_lock = threading.Lock(), threading.Lock(), threading.Lock()
+
+    # --- tasks ---------------------------------------------------------------------
+
+    def encode(self, clip: np.ndarray) -> np.ndarray:
+        """clip [1,3,T,H,W] float32 -> visual prefix [1, N_vis, D] in decoder space."""
+        clip = self._check_clip(clip)
+        with self._encoder_lock, self.stats.timed("encode"):
+            return self.encoder.result(self.encoder.submit(clip))
+
+    def caption(self, clips: np.ndarray | list[np.ndarray], beam: int = 4) -> str | list[str]:
+        if isinstance(clips, list):
+            return list(self.caption_stream(clips, beam=beam))
+        return self._decode_text([], self.encode(clips), beam, self.decode_steps, "caption")
+
+    def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4) -> Iterator[str]:
+        """Captions in order; the encoder works on clip i+1 while clip i is decoded."""
+        with self._encoder_lock:
+            pending = None
+            for clip in clips:
+                clip = self._check_clip(clip)
+                ticket = (time.perf_counter(), self.encoder.submit(clip))
+                if pending is not None:
+                    yield self._caption_pending(pending, beam)
+                pending = ticket
+            if pending is not None:
+                yield self._caption_pending(pending, beam)
+
+    def generate(self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1) -> str:
+        """Text-only mode on the same decoder (scripts, summaries, answers)."""
+        prompt = check_text(prompt, "prompt")
+        return self._decode_text(self.tokenizer.encode(prompt), prefix, beam, steps or self.decode_steps, "generate")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings [n, 384], unit length (MiniLM mean pooling + L2 in the graph)."""
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, (list, tuple)):
+            raise AtomError("embed expects a list of texts")
+        if not texts:
+            raise AtomError("embed got an empty list of texts")
+        texts = [check_text(t, f"text {i}") for i, t in enumerate(texts)]
+        out = []
+        with self._minilm_lock, self.stats.timed("embed"):
+            for start in range(0, len(texts), self._minilm_max_batch):
+                ids, mask = self.minilm_tokenizer.batch(texts[start : start + self._minilm_max_batch])
+                out.append(self.minilm.run(Entry.FORWARD, [ids, mask])[0])
+        return np.concatenate(out)
+
+    def close(self) -> None:
+        self.encoder.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- pieces ----------------------------------------------------------------------
+
+    def _caption_pending(self, pending, beam: int) -> str:
+        with self.stats.timed("encode_wait"):
+            prefix = self.encoder.result(pending[1])
+        return self._decode_text([], prefix, beam, self.decode_steps, "caption")
+
+    def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int, stage: str) -> str:
+        if beam < 1 or beam > self.max_batch:
+            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
+        if steps < 1:
+            raise AtomError(f"steps must be at least 1, got {steps}")
+        prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
+        room = self.max_context - 1 - prefix_len - steps
+        if room < 0:
+            raise AtomError(f"{steps} steps + {prefix_len} prefix tokens do not fit the context of {self.max_context}")
+        if len(prompt_ids) > room:
+            warnings.warn(
+                f"prompt truncated from {len(prompt_ids)} to {room} tokens to fit the context of {self.max_context}",
+                PromptTruncatedWarning, stacklevel=3,
+            )
+            prompt_ids = prompt_ids[:room]
+        with self._decoder_lock, self.stats.timed(stage):
+            self._stepper.reset()
+            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefix)
+            if beam == 1:
+                tokens = greedy(self._stepper, logits, pos, steps)
+            else:
+                tokens = beam_search(self._stepper, logits, pos, steps, self.eos_id, beam).tokens
+        return self.tokenizer.decode(trim_after_eos(tokens, self.eos_id))
+
+    def _check_clip(self, clip: np.ndarray) -> np.ndarray:
+        if not isinstance(clip, np.ndarray):
+            raise AtomError(f"clip must be a numpy array, got {type(clip).__name__}")
+        if clip.dtype != np.float32:
+            raise AtomError(f"clip has dtype {clip.dtype}, expected float32")
+        if tuple(clip.shape) != self.clip_shape:
+            raise AtomError(f"clip has shape {tuple(clip.shape)}, expected {self.clip_shape}")
+        if not np.isfinite(clip).all():
+            raise AtomError("clip contains NaN or infinite values")
+        return np.ascontiguousarray(clip)
+
+    def _verified_entry_files(self, name: str) -> dict[str, Path]:
+        module = self.manifest.module(name)
+        for record in module[Key.FILES]:
+            self.manifest.verified(record)
+        return {entry: self.manifest.resolve(spec[Key.FILE]) for entry, spec in module[Key.ENTRY_POINTS].items()}
+
+    def _load(self, name: str, files: dict[str, Path], threads: int):
+        start = time.perf_counter()
+        module = load_module(self.backend, files, threads)
+        self.stats.record_load(name, time.perf_counter() - start)
+        return module
+
+    def _load_encoder(self, files: dict[str, Path], threads: int):
+        if self.overlap == "process":
+            spec = self.manifest.module(Module.VIDEO_ENCODER)[Key.ENTRY_POINTS][Entry.FORWARD]
+            prefix_shape = spec[Key.OUTPUTS][0][Key.SHAPE]
+            encoder = ProcessEncoder(self.backend, files[Entry.FORWARD], list(self.clip_shape), prefix_shape, threads or 1)
+            self.stats.record_load(Module.VIDEO_ENCODER, encoder.load_seconds)
+            return encoder
+        module = self._load(Module.VIDEO_ENCODER, files, threads)
+        return ThreadEncoder(module) if self.overlap == "thread" else InlineEncoder(module)
+
+
+def _find_manifest(folder: Path, backend: str | None) -> Manifest:
+    if backend and (folder / backend / MANIFEST_FILE).is_file():
+        folder = folder / backend
+    manifest = load_manifest(folder)
+    if backend and manifest.backend != backend:
+        raise AtomError(f"{folder} holds {manifest.backend} artifacts, not {backend}")
+    return manifest
+
+
+def _resolve_overlap(mode: str, backend: str) -> str:
+    if mode != "auto":
+        return mode
+    # ONNX Runtime releases the GIL, so a thread overlaps; ExecuTorch's bindings do not.
+    return "thread" if backend == "onnx" else "process"
+
+
+def _dynamic_max(module: dict, axis: int) -> int:
+    spec = module[Key.ENTRY_POINTS][Entry.FORWARD][Key.INPUTS][0]
+    return int(spec[Key.DYNAMIC][str(axis)][Key.MAX])

@@ -1,0 +1,146 @@
+"""atom-deploy export / inspect / parity on the tiny preset, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from atom_runner.manifest import load_manifest, sha256_file
+from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, KVStyle, Module
+from conftest import atom_deploy
+
+EXPECTED_FILES = {
+    "executorch": {"video_encoder.pte", "decoder.pte", "minilm.pte"},
+    "onnx": {"video_encoder.onnx", "decoder.token_embedding.onnx", "decoder.text_decoder.onnx", "minilm.onnx"},
+}
+
+
+@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+def test_every_module_is_a_separate_artifact_with_a_verified_manifest(tiny_exports, backend):
+    folder = tiny_exports["int8"] / backend
+    manifest = load_manifest(folder)
+    names = {p.name for p in folder.iterdir()}
+    assert EXPECTED_FILES[backend] <= names
+    assert set(TOKENIZER_FILES.values()) <= names
+    assert set(manifest.data[Key.MODULES]) == set(Module.ALL)
+    for name in Module.ALL:
+        module = manifest.module(name)
+        for record in module[Key.FILES]:
+            path = folder / record[Key.FILE]
+            assert record[Key.SHA256] == sha256_file(path)
+            assert record[Key.BYTES] == path.stat().st_size > 0
+        assert module[Key.QUANTIZATION]["mode"] == "int8"
+        assert "per output channel" in module[Key.QUANTIZATION]["linear"]["weights"]
+        assert "per row" in module[Key.QUANTIZATION]["embedding"]["weights"]
+    decode = manifest.decode
+    assert decode[Key.DECODE_STEPS] == 23
+    assert (decode[Key.BOS_ID], decode[Key.EOS_ID], decode[Key.PAD_ID]) == (1, 2, 0)
+    assert decode[Key.MAX_CONTEXT] >= 1 + decode[Key.NUM_VISUAL_TOKENS] + 23
+    versions = manifest.data[Key.VERSIONS]
+    assert versions["torch"].startswith("2.13") and versions["executorch"] == "1.5.1"
+    assert {"onnx", "onnxruntime"} <= set(versions)
+
+
+def test_manifest_describes_entry_points_and_dynamic_dims(tiny_exports):
+    et = load_manifest(tiny_exports["int8"] / "executorch")
+    onnx = load_manifest(tiny_exports["int8"] / "onnx")
+    step = et.module(Module.DECODER)[Key.ENTRY_POINTS][Entry.TEXT_DECODER]
+    assert [t[Key.NAME] for t in step[Key.INPUTS]] == ["embeds", "input_pos", "cache_index"]
+    assert step[Key.INPUTS][0][Key.DYNAMIC]["1"][Key.NAME] == "seq"
+    assert step[Key.OUTPUTS][0][Key.SHAPE][0] == "batch"
+    assert et.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.MUTABLE_BUFFERS
+    onnx_step = onnx.module(Module.DECODER)[Key.ENTRY_POINTS][Entry.TEXT_DECODER]
+    assert [t[Key.NAME] for t in onnx_step[Key.INPUTS]][3:] == ["k_cache", "v_cache"]
+    assert onnx.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.EXPLICIT_IO
+    enc = et.module(Module.VIDEO_ENCODER)[Key.ENTRY_POINTS][Entry.FORWARD]
+    assert enc[Key.INPUTS][0][Key.SHAPE] == [1, 3, 6, 32, 32]
+    assert enc[Key.OUTPUTS][0][Key.SHAPE] == [1, et.decode[Key.NUM_VISUAL_TOKENS], et.decode[Key.DIM]]
+
+
+def test_executorch_programs_carry_metadata_as_constant_methods(tiny_exports):
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(tiny_exports["int8"] / "executorch" / "decoder.pte"))
+    assert {"token_embedding", "text_decoder", "get_vocab_size", "get_dim"} <= set(program.method_names)
+    assert int(program.load_method("get_vocab_size").execute([])[0]) == 512
+
+
+def test_int8_artifacts_are_smaller_than_fp32(tiny_exports):
+    for backend in ("executorch", "onnx"):
+        for name in ("minilm.pte", "minilm.onnx"):
+            int8, fp32 = tiny_exports["int8"] / backend / name, tiny_exports["fp32"] / backend / name
+            if int8.exists():
+                assert int8.stat().st_size < 0.4 * fp32.stat().st_size
+
+
+def test_onnx_int8_graphs_use_integer_matmul(tiny_exports):
+    import onnx
+
+    graph = onnx.load(str(tiny_exports["int8"] / "onnx" / "decoder.text_decoder.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MatMulInteger") == 2 * 7 + 1  # 7 Linear per layer + lm_head
+    weights = {i.name: i for i in graph.initializer}
+    assert all(weights[n.input[1]].data_type == onnx.TensorProto.INT8 for n in graph.node if n.op_type == "MatMulInteger")
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp32"])
+def test_parity_passes_on_tiny_exports(tiny_exports, mode):
+    result = atom_deploy("parity", str(tiny_exports[mode]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tiny_exports[mode] / "parity.json").read_text())
+    runs = {r["run"] for r in rows}
+    assert {f"executorch {mode}", f"onnx {mode}"} <= runs
+    decoder_rows = [r for r in rows if r["module"] == Module.DECODER and r["reference"] == f"eager {mode}"]
+    assert decoder_rows and all(r["passed"] for r in rows)
+    if mode == "fp32":
+        # fp32 backends reproduce eager tokens exactly, greedy and teacher-forced.
+        assert all(r["value"] == 1.0 and r["first_divergence"] is None for r in decoder_rows)
+        assert all(r["value"] <= 1e-4 for r in rows if r["metric"] == "rel max-abs")
+
+
+def test_parity_fails_when_artifacts_do_not_match_the_model(tiny_exports, tmp_path):
+    # Same files, but the manifest now claims another seed: eager weights differ, so
+    # tokens and embeddings must disagree and the command must exit non-zero.
+    copy = tmp_path / "executorch"
+    shutil.copytree(tiny_exports["fp32"] / "executorch", copy)
+    data = json.loads((copy / MANIFEST_FILE).read_text())
+    data[Key.MODEL][Key.SEED] = 99
+    (copy / MANIFEST_FILE).write_text(json.dumps(data))
+    result = atom_deploy("parity", str(copy))
+    assert result.returncode == 1
+    rows = json.loads((copy / "parity.json").read_text())
+    assert any(not r["passed"] and r["module"] == Module.DECODER for r in rows)
+
+
+def test_inspect_prints_the_manifest(tiny_exports):
+    result = atom_deploy("inspect", str(tiny_exports["int8"] / "onnx"), check=True)
+    assert "decoder.text_decoder.onnx" in result.stdout
+    assert "decode_steps=23" in result.stdout
+    assert "k_cache:float32" in result.stdout
+
+
+def test_export_embeds_tokenizers_that_round_trip(tiny_exports):
+    from tokenizers import Tokenizer
+
+    folder = tiny_exports["int8"] / "executorch"
+    decoder_tok = Tokenizer.from_file(str(folder / TOKENIZER_FILES["decoder"]))
+    text = "a small red square moves left — ünïcödé 東京"
+    assert decoder_tok.decode(decoder_tok.encode(text).ids) == text
+    assert max(decoder_tok.encode(text).ids) < 512
+    minilm_tok = Tokenizer.from_file(str(folder / TOKENIZER_FILES["minilm"]))
+    assert minilm_tok.encode("hello world").ids[0] == 101  # [CLS]
+
+
+def test_exported_encoder_runs_in_both_runtimes_on_the_same_input(tiny_exports):
+    from atom_runner.runtimes import load_module
+
+    clip = np.random.default_rng(0).standard_normal((1, 3, 6, 32, 32)).astype(np.float32)
+    outs = []
+    for backend, name in (("executorch", "video_encoder.pte"), ("onnx", "video_encoder.onnx")):
+        module = load_module(backend, {Entry.FORWARD: tiny_exports["fp32"] / backend / name})
+        outs.append(module.run(Entry.FORWARD, [clip])[0])
+    assert outs[0].shape == outs[1].shape
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
