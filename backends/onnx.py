@@ -42,10 +42,15 @@ class OnnxBackend(Backend):
         for entry in module.entry_points:
             stem = module.name if entry.name == Entry.FORWARD else f"{module.name}.{entry.name}"
             path = out_dir / f"{stem}{self.suffix}"
-            model = _export_entry(entry)
+            program = _export_entry(entry)
             if mode == "int8":
+                # The int8 graph is a quarter of the fp32 one, so it fits a protobuf.
+                model = program.model_proto
                 quantize_matmuls_per_token(model)
-            _save(model, path)
+                _save(model, path)
+            else:
+                big = _parameter_bytes(entry.module) > EXTERNAL_DATA_BYTES
+                program.save(str(path), external_data=big)
             files = [path] + sorted(out_dir.glob(f"{path.name}.data"))
             written.append(WrittenEntry(entry.name, path, tuple(files)))
         return written
@@ -63,7 +68,7 @@ class OnnxBackend(Backend):
         }
 
 
-def _export_entry(entry: EntryPoint) -> onnx.ModelProto:
+def _export_entry(entry: EntryPoint) -> torch.onnx.ONNXProgram:
     dims: dict[str, Dim] = {}
     shapes = []
     for spec in entry.inputs:
@@ -85,7 +90,12 @@ def _export_entry(entry: EntryPoint) -> onnx.ModelProto:
             verbose=False,
         )
     program.optimize()
-    return program.model_proto
+    return program
+
+
+def _parameter_bytes(module: nn.Module) -> int:
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:

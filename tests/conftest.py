@@ -33,13 +33,20 @@ def atom_deploy(*args: str, check: bool = False, **kwargs) -> subprocess.Complet
 
 @pytest.fixture(scope="session")
 def tiny_exports(tmp_path_factory) -> dict[str, Path]:
-    """{'int8': OUT, 'fp32': OUT}, each with executorch/ and onnx/ subfolders."""
-    root = tmp_path_factory.mktemp("exports")
+    """{'int8': OUT, 'fp32': OUT}, each with executorch/ and onnx/ subfolders.
+
+    ATOM_TEST_EXPORTS=DIR reuses DIR/int8 and DIR/fp32 from an earlier run (or creates
+    them there), which saves the export on every local re-run; CI always starts fresh.
+    """
+    reuse = os.environ.get("ATOM_TEST_EXPORTS")
+    if reuse and all((Path(reuse) / m / b / "manifest.json").is_file() for m in ("int8", "fp32") for b in ("executorch", "onnx")):
+        return {mode: Path(reuse) / mode for mode in ("int8", "fp32")}
+    root = Path(reuse) if reuse else tmp_path_factory.mktemp("exports")
     outs = {mode: root / mode for mode in ("int8", "fp32")}
     procs = {
         mode: subprocess.Popen(
             [sys.executable, "-m", "atom_deploy", "export", "--model", "tiny", "--backend", "all",
-             "--quant", mode, "--out", str(out)],
+             "--quant", mode, "--out", str(out), "--force"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for mode, out in outs.items()

@@ -15,7 +15,7 @@ from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import quantize_eager
 from atom_deploy.model_source import resolve_model
 from atom_deploy.parity.eager import EagerModule
-from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill
+from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
 from atom_runner.decoding.beam import log_softmax
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Key, KVStyle, Module
@@ -94,7 +94,10 @@ def test_beam_width_one_is_greedy(sessions):
         greedy_tokens = session_tokens(s, prefix, 1)
         s._stepper.reset()
         logits, pos = prefill(s._stepper, s.bos_id, s.tokenizer.encode(PROMPT), prefix)
-        assert beam_search(s._stepper, logits, pos, s.decode_steps, s.eos_id, width=1).tokens == greedy_tokens
+        beam_tokens = beam_search(s._stepper, logits, pos, s.decode_steps, s.eos_id, width=1).tokens
+        # Greedy keeps generating past EOS (trimmed by the caller); a finished beam pads with EOS.
+        assert trim_after_eos(beam_tokens, s.eos_id) == trim_after_eos(greedy_tokens, s.eos_id)
+        assert len(beam_tokens) == len(greedy_tokens) == s.decode_steps
 
 
 def reference_beam_search(model, bos: int, prompt: list[int], prefix: torch.Tensor, steps: int, eos: int, width: int):

@@ -22,6 +22,7 @@ COMMANDS = {
     "caption": "caption_cmd",
     "embed": "embed_cmd",
     "generate": "generate_cmd",
+    "latency": "latency_cmd",
 }
 
 
