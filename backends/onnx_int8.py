@@ -1,22 +1,23 @@
 """int8 Linear layers for ONNX, on ONNX Runtime's integer MatMul, matching torchao's scheme.
 
-Each `MatMul(X, W)` with a constant weight becomes the same arithmetic ExecuTorch runs
-(torchao 8da8w): weights int8 symmetric per output channel, activations int8 asymmetric
-per token, quantized on the fly:
+Each `MatMul(X, W)` with a constant weight becomes the arithmetic ExecuTorch runs (torchao
+8da8w): weights int8 symmetric per output channel (torchao's amax / 127.5 mapping over
+[-128, 127], so both backends hold the same integers), activations quantized per token,
+asymmetric, on the fly:
 
-    s, zp = per-token range of X (widened to include 0) / 255, -128 - round(min / s)
-    Xq    = Cast<int8>(Clip(Round(X / s) + zp, -128, 127))
-    Y     = (Cast<float>(MatMulInteger(Xq, Wq)) - zp * colsum(Wq)) * s * sw
+    s, zx = per-token range of X (widened to include 0) / 255, -round(min / s)
+    Xq    = Cast<uint8>(Clip(Round(X / s) + zx, 0, 255))
+    Y     = (Cast<float>(MatMulInteger(Xq, Wq + 128, b_zero_point=128)) - zx * colsum(Wq)) * s * sw
 
-Why not onnxruntime's `quantize_dynamic`: its DynamicQuantizeLinear has one activation
-scale per *tensor*. On the tiny export that gave cosine 0.997 against the int8 reference
-and flipped the decoder's first greedy token.
-Why int8 and not uint8 activations: on AVX2 without VNNI, ORT's u8 x s8 kernel sums
-pairs in saturating 16-bit lanes. Measured here: MiniLM cosine fell to 0.975 and the
-decoder diverged at step 1. The s8 x s8 path does not saturate. The zero point is folded
-out through the weight's column sums, because ORT's CPU MatMulInteger takes only a
-per-tensor zero point.
-With these choices the ONNX int8 decoder reproduces eager int8's 23 greedy tokens.
+Choices measured on this 2-core AVX2 (no VNNI) machine:
+- onnxruntime's `quantize_dynamic` scales activations per *tensor*: cosine 0.997 to the int8
+  reference and a different first greedy token on the tiny export.
+- uint8 activations x int8 weights sums pairs in saturating 16-bit lanes on AVX2: MiniLM
+  cosine fell to 0.975 and the decoder diverged at step 1.
+- int8 x int8 is exact but ~20x slower (24.7 ms vs 0.5 ms for a 1x2048x8192 MatMul).
+- uint8 x uint8 (weights offset by 128, zero point 128) widens to 16 bits before summing:
+  exact and the fastest of the four. The activation zero point is per token, which ORT's
+  MatMulInteger cannot take, so it is folded out through the weights' column sums.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
         w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.5  # [N]
         w_q = np.clip(np.round(w / w_scale), -128, 127).astype(np.int8)
         graph.initializer.extend([
-            numpy_helper.from_array(w_q, f"{weight.name}_int8"),
+            # stored as uint8 = int8 + 128 with zero point 128: see the module docstring
+            numpy_helper.from_array((w_q.astype(np.int16) + 128).astype(np.uint8), f"{weight.name}_u8"),
             numpy_helper.from_array(w_scale.astype(np.float32), f"{weight.name}_scale"),
             # sum over K of Wq per output column: folds the activation zero point out.
             numpy_helper.from_array(w_q.astype(np.float32).sum(axis=0), f"{weight.name}_colsum"),
@@ -72,9 +74,8 @@ def _constants(graph: onnx.GraphProto, prefix: str) -> list[onnx.NodeProto]:
         "axes": np.array([-1], dtype=np.int64),
         "levels": np.array(255.0, dtype=np.float32),
         "zero": np.array(0.0, dtype=np.float32),
-        "qmin": np.array(-128.0, dtype=np.float32),
-        "qmax": np.array(127.0, dtype=np.float32),
         "eps": np.array(1e-12, dtype=np.float32),
+        "wzp": np.array(128, dtype=np.uint8),
     }
     return [
         helper.make_node("Constant", [], [f"{prefix}_{k}"], value=numpy_helper.from_array(v, f"{prefix}_{k}"))
@@ -96,13 +97,14 @@ def _per_token_matmul(name: str, x: str, weight: str, out: str) -> list[onnx.Nod
         helper.make_node("Max", [t("s0"), c("eps")], [t("s")]),
         helper.make_node("Div", [t("min"), t("s")], [t("min_s")]),
         helper.make_node("Round", [t("min_s")], [t("min_r")]),
-        helper.make_node("Sub", [c("qmin"), t("min_r")], [t("zp")]),  # in [-128, 127]
+        helper.make_node("Neg", [t("min_r")], [t("zp")]),  # in [0, 255]
         helper.make_node("Div", [x, t("s")], [t("xs")]),
         helper.make_node("Round", [t("xs")], [t("xr")]),
         helper.make_node("Add", [t("xr"), t("zp")], [t("xz")]),
-        helper.make_node("Clip", [t("xz"), c("qmin"), c("qmax")], [t("xc")]),
-        helper.make_node("Cast", [t("xc")], [t("xq")], to=TensorProto.INT8),
-        helper.make_node("MatMulInteger", [t("xq"), f"{weight}_int8"], [t("y32")]),
+        helper.make_node("Clip", [t("xz"), c("zero"), c("levels")], [t("xc")]),
+        helper.make_node("Cast", [t("xc")], [t("xq")], to=TensorProto.UINT8),
+        # Xq @ (Wu8 - 128) = Xq @ Wq, exact in int32
+        helper.make_node("MatMulInteger", [t("xq"), f"{weight}_u8", "", c("wzp")], [t("y32")]),
         helper.make_node("Cast", [t("y32")], [t("yf")], to=TensorProto.FLOAT),
         # (Xq - zp) @ Wq = Xq @ Wq - zp * colsum(Wq)
         helper.make_node("Mul", [t("zp"), f"{weight}_colsum"], [t("zcorr")]),

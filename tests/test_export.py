@@ -83,7 +83,10 @@ def test_onnx_int8_graphs_use_integer_matmul(tiny_exports):
     ops = [n.op_type for n in graph.node]
     assert ops.count("MatMulInteger") == 2 * 7 + 1  # 7 Linear per layer + lm_head
     weights = {i.name: i for i in graph.initializer}
-    assert all(weights[n.input[1]].data_type == onnx.TensorProto.INT8 for n in graph.node if n.op_type == "MatMulInteger")
+    integer_matmuls = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    # int8 weights stored offset by 128 with a zero point (the fast, non-saturating u8 x u8 path)
+    assert all(weights[n.input[1]].data_type == onnx.TensorProto.UINT8 and n.input[3] for n in integer_matmuls)
+    assert not any(i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2 and i.dims[0] * i.dims[1] > 4096 for i in graph.initializer)
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp32"])

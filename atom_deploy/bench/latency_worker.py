@@ -42,13 +42,18 @@ def load_modules(folder: Path, backend: str):
 
         info = manifest.data[Key.MODEL]
         start = time.perf_counter()
+        import torch  # noqa: F401  (the eager "runtime")
+
+        loads["runtime import"] = time.perf_counter() - start
+        start = time.perf_counter()
         model = resolve_model(info[Key.MODEL_SPEC], manifest.decode[Key.DECODE_STEPS], info[Key.SEED]).build()
         loads["all (build + weights)"] = time.perf_counter() - start
         for name in Module.ALL:
             modules[name] = EagerModule(build_exportable(name, model, KVStyle.EXPLICIT_IO))
         return manifest, modules, loads, KVStyle.EXPLICIT_IO
-    from atom_runner.runtimes import load_module
+    from atom_runner.runtimes import import_runtime, load_module
 
+    loads["runtime import"] = import_runtime(backend)
     for name in Module.ALL:
         spec = manifest.module(name)
         files = {e: manifest.resolve(s[Key.FILE]) for e, s in spec[Key.ENTRY_POINTS].items()}

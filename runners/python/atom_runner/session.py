@@ -24,7 +24,7 @@ from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, t
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import Manifest, load_manifest
-from atom_runner.runtimes import load_module, set_executorch_threads
+from atom_runner.runtimes import import_runtime, load_module, set_executorch_threads
 from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, Module, TokenizerName
 from atom_runner.stats import Stats
 from atom_runner.text import DecoderTokenizer, MiniLMTokenizer, check_text
@@ -57,6 +57,7 @@ class Session:
         tokenizers = self.manifest.data[Key.TOKENIZERS]
         for record in tokenizers.values():
             self.manifest.verified(record)
+        self.stats.runtime_import_seconds = import_runtime(self.backend)
         if threads and self.backend == "executorch":
             set_executorch_threads(threads)
         self.overlap = _resolve_overlap(overlap, self.backend)

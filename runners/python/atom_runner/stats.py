@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Stats:
     enabled: bool = False
+    runtime_import_seconds: float = 0.0  # importing the backend runtime, before any module
     load_seconds: dict[str, float] = field(default_factory=dict)
     loads: dict[str, int] = field(default_factory=dict)  # module -> times loaded
     calls: list[tuple[str, float]] = field(default_factory=list)  # (stage, seconds)

@@ -14,6 +14,25 @@ class LoadedModule(Protocol):
     def run(self, entry: str, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
+def import_runtime(backend: str) -> float:
+    """Import (and initialize) a backend's runtime; returns the seconds it took.
+
+    Kept apart from module loading so load times measure the artifacts, not the imports.
+    """
+    import time
+
+    start = time.perf_counter()
+    if backend == "executorch":
+        from executorch.runtime import Runtime
+
+        Runtime.get()
+    elif backend == "onnx":
+        import onnxruntime  # noqa: F401
+    else:
+        raise AtomError(f"unknown backend {backend!r}; valid backends: ['executorch', 'onnx']")
+    return time.perf_counter() - start
+
+
 def load_module(backend: str, entry_files: dict[str, Path], threads: int = 0) -> LoadedModule:
     """Load one module's files once; `entry_files` maps entry-point name to its file.
 
