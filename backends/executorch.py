@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.export import Dim, export
+from torch.export import export
 
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.export.contract import EntryPoint, ExportableModule
-from atom_deploy.export.quantize import quantize_embeddings, quantize_linears_torchao
+from atom_deploy.export.quantize import linear_record, quantize_embeddings, quantize_linears_torchao
 from atom_runner.schema import KVStyle
 
 
@@ -44,27 +44,9 @@ class ExecuTorchBackend(Backend):
         return [WrittenEntry(entry.name, path, (path,)) for entry in module.entry_points]
 
     def quantization_record(self, mode: str) -> dict[str, Any]:
-        if mode != "int8":
-            return {"mode": "fp32"}
-        return {
-            "mode": "int8",
-            "linear": {
-                "weights": "int8 symmetric, per output channel",
-                "activations": "int8 asymmetric, dynamic per token",
-                "implementation": "torchao Int8DynamicActivationIntxWeightConfig(int8, PerAxis(0)) -> XNNPACK",
-            },
-        }
+        return linear_record(mode, "torchao Int8DynamicActivationIntxWeightConfig(int8, PerAxis(0)) -> XNNPACK")
 
 
 def _export_entry(entry: EntryPoint) -> torch.export.ExportedProgram:
-    dims: dict[str, Dim] = {}
-    shapes = []
-    for spec in entry.inputs:
-        axes = {}
-        for axis, d in spec.dynamic.items():
-            # One Dim object per name, so inputs sharing "batch" or "seq" are tied together.
-            dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
-            axes[axis] = dims[d.name]
-        shapes.append(axes or None)
     with torch.no_grad():
-        return export(entry.module, entry.example_inputs, dynamic_shapes=tuple(shapes), strict=False)
+        return export(entry.module, entry.example_inputs, dynamic_shapes=entry.dynamic_shapes(), strict=False)

@@ -14,13 +14,12 @@ from typing import Any
 import onnx
 import torch
 from torch import nn
-from torch.export import Dim
 
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
 from atom_deploy.export.contract import EntryPoint, ExportableModule
-from atom_deploy.export.quantize import quantize_embeddings
+from atom_deploy.export.quantize import linear_record, quantize_embeddings
 from atom_runner.schema import Entry, KVStyle
 
 OPSET = 18
@@ -56,34 +55,17 @@ class OnnxBackend(Backend):
         return written
 
     def quantization_record(self, mode: str) -> dict[str, Any]:
-        if mode != "int8":
-            return {"mode": "fp32"}
-        return {
-            "mode": "int8",
-            "linear": {
-                "weights": "int8 symmetric, per output channel",
-                "activations": "int8 symmetric, dynamic per token",
-                "implementation": "atom_deploy MatMul -> MatMulInteger rewrite (backends/onnx_int8.py)",
-            },
-        }
+        return linear_record(mode, "atom_deploy MatMul -> MatMulInteger rewrite (backends/onnx_int8.py); activations held as uint8 = int8 + 128")
 
 
 def _export_entry(entry: EntryPoint) -> torch.onnx.ONNXProgram:
-    dims: dict[str, Dim] = {}
-    shapes = []
-    for spec in entry.inputs:
-        axes = {}
-        for axis, d in spec.dynamic.items():
-            dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
-            axes[axis] = dims[d.name]
-        shapes.append(axes or None)
     with torch.no_grad():
         program = torch.onnx.export(
             entry.module,
             entry.example_inputs,
             input_names=[s.name for s in entry.inputs],
             output_names=[o.name for o in entry.outputs],
-            dynamic_shapes=tuple(shapes),
+            dynamic_shapes=entry.dynamic_shapes(),
             opset_version=OPSET,
             dynamo=True,
             external_data=False,

@@ -23,6 +23,7 @@ COMMANDS = {
     "embed": "embed_cmd",
     "generate": "generate_cmd",
     "latency": "latency_cmd",
+    "overlap": "overlap_cmd",
 }
 
 

@@ -53,6 +53,21 @@ class EntryPoint:
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         return tuple(spec.example for spec in self.inputs)
 
+    def dynamic_shapes(self) -> tuple:
+        """torch.export's dynamic_shapes: one Dim per name, so inputs sharing "batch" or
+        "seq" are tied to the same size."""
+        from torch.export import Dim
+
+        dims: dict[str, Dim] = {}
+        shapes = []
+        for spec in self.inputs:
+            axes = {}
+            for axis, d in spec.dynamic.items():
+                dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
+                axes[axis] = dims[d.name]
+            shapes.append(axes or None)
+        return tuple(shapes)
+
     def output_manifest(self) -> list[dict[str, Any]]:
         with torch.no_grad():
             results = self.module(*self.example_inputs)

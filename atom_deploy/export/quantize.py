@@ -64,3 +64,17 @@ EMBEDDING_SCHEME = {
     "weights": "int8 symmetric, one scale per row",
     "implementation": "atom_deploy Int8Embedding (gather int8 rows, cast, multiply by gathered scale)",
 }
+
+
+def linear_record(mode: str, implementation: str) -> dict:
+    """What a backend did to Linear layers, for the manifest (same scheme, its own tool)."""
+    if mode != "int8":
+        return {"mode": "fp32"}
+    return {
+        "mode": "int8",
+        "linear": {
+            "weights": "int8 symmetric, per output channel",
+            "activations": "int8 asymmetric, dynamic per token",
+            "implementation": implementation,
+        },
+    }
