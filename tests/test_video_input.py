@@ -1,6 +1,6 @@
 """Video input layer: segmentation, sampling, preprocessing, streaming decode, bad files.
 
-Real videos are read in place from /work/shared/data/videos (never copied whole);
+Real videos are read in place from ../shared/data/videos (never copied whole);
 synthetic ones are written with PyAV into tmp_path so their content is known exactly.
 """
 
@@ -21,7 +21,7 @@ from atom_deploy.video.preprocess import CLIP_MEAN, CLIP_STD, ClipSpec, sample_t
 from atom_deploy.video.segment import ClipWindow, segment
 from atom_runner.errors import AtomError
 
-VIDEOS = Path("/work/shared/data/videos")
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"  # shared/ sits beside the repo
 # name: (duration s, width, height, has audio), from SOURCES.md (ffprobe's container duration;
 # ours prefers the video stream's own, which for bigbuckbunny is 0.03 s shorter).
 REAL = {
