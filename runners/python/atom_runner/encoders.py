@@ -16,6 +16,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -81,11 +82,14 @@ class ProcessEncoder:
         )
         self._next = 0
         self._lock = threading.Lock()
+        started = time.perf_counter()
         status, payload = self._reply()
         if status != "ready":
             self.close()
             raise AtomError(f"encoder worker failed to start: {payload}")
         self.load_seconds = float(payload)
+        # The rest of the start-up is the worker's interpreter and runtime import.
+        self.start_seconds = time.perf_counter() - started - self.load_seconds
 
     def submit(self, clip: np.ndarray) -> int:
         with self._lock:

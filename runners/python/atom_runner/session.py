@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
+from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import Manifest, load_manifest
@@ -144,9 +144,7 @@ class Session:
         if steps < 1:
             raise AtomError(f"steps must be at least 1, got {steps}")
         prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
-        room = self.max_context - 1 - prefix_len - steps
-        if room < 0:
-            raise AtomError(f"{steps} steps + {prefix_len} prefix tokens do not fit the context of {self.max_context}")
+        room = prompt_room(self.max_context, prefix_len, steps)
         if len(prompt_ids) > room:
             warnings.warn(
                 f"prompt truncated from {len(prompt_ids)} to {room} tokens to fit the context of {self.max_context}",
@@ -191,6 +189,7 @@ class Session:
             prefix_shape = spec[Key.OUTPUTS][0][Key.SHAPE]
             encoder = ProcessEncoder(self.backend, files[Entry.FORWARD], list(self.clip_shape), prefix_shape, threads or 1)
             self.stats.record_load(Module.VIDEO_ENCODER, encoder.load_seconds)
+            self.stats.worker_start_seconds = encoder.start_seconds
             return encoder
         module = self._load(Module.VIDEO_ENCODER, files, threads)
         return ThreadEncoder(module) if self.overlap == "thread" else InlineEncoder(module)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 class Stats:
     enabled: bool = False
     runtime_import_seconds: float = 0.0  # importing the backend runtime, before any module
+    worker_start_seconds: float = 0.0  # the encoder worker process's interpreter + runtime import
     load_seconds: dict[str, float] = field(default_factory=dict)
     loads: dict[str, int] = field(default_factory=dict)  # module -> times loaded
     calls: list[tuple[str, float]] = field(default_factory=list)  # (stage, seconds)

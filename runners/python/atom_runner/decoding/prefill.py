@@ -5,6 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from atom_runner.decoding.stepper import DecoderStepper
+from atom_runner.errors import AtomError
+
+
+def prompt_room(max_context: int, prefix_len: int, steps: int) -> int:
+    """How many prompt tokens fit beside BOS, the visual prefix and `steps` generated tokens."""
+    room = max_context - 1 - prefix_len - steps
+    if room < 0:
+        raise AtomError(f"{steps} steps + {prefix_len} prefix tokens do not fit the context of {max_context}")
+    return room
 
 
 def prefill(
