@@ -24,6 +24,7 @@ COMMANDS = {
     "generate": "generate_cmd",
     "latency": "latency_cmd",
     "overlap": "overlap_cmd",
+    "bench": "bench_cmd",
 }
 
 
