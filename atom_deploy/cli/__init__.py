@@ -25,6 +25,11 @@ COMMANDS = {
     "latency": "latency_cmd",
     "overlap": "overlap_cmd",
     "bench": "bench_cmd",
+    "index": "index_cmd",
+    "search": "search_cmd",
+    "assemble": "assemble_cmd",
+    "summarize": "summarize_cmd",
+    "ask": "ask_cmd",
 }
 
 

@@ -1,0 +1,39 @@
+"""atom-deploy index: caption video files clip by clip and store them in a searchable SQLite index."""
+
+from __future__ import annotations
+
+import argparse
+
+from atom_deploy.cli.pipeline_args import add_clip_args, add_index_arg, open_index, report_skipped
+from atom_deploy.cli.runner_args import add_session_args, emit, open_session, show_warnings_as_notes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help=__doc__.split(": ", 1)[1])
+    add_session_args(p)
+    add_index_arg(p, required=True)
+    add_clip_args(p)
+    p.add_argument("--prune", action="store_true", help="drop indexed videos whose files no longer exist")
+    p.add_argument("--commit-every", type=int, default=8, help="clips per committed batch (default 8)")
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or folders searched for videos")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from atom_deploy.pipelines.indexing import index_videos
+
+    show_warnings_as_notes()
+    with open_session(args, overlap="auto") as session, open_index(args.index, session) as index:
+        report = index_videos(
+            session, index, args.inputs, args.window, args.stride, args.beam,
+            prune=args.prune, progress=args.progress, commit_every=args.commit_every,
+        )
+        total = index.count()
+    rate = report.clips_added / report.seconds if report.seconds else 0.0
+    text = (
+        f"indexed {len(report.indexed)} file(s), {report.clips_added} clips in {report.seconds:.1f} s ({rate:.2f} clips/s); "
+        f"{len(report.unchanged)} unchanged; {len(report.pruned)} pruned; {args.index} holds {total} clips"
+    )
+    emit(args, {**report.as_dict(), "index": str(args.index), "total_clips": total}, text)
+    report_skipped("index", report.skipped)
+    return 1 if report.skipped else 0

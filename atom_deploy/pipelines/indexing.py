@@ -1,0 +1,132 @@
+"""Index videos: segment -> caption (caption_stream overlap) -> embed (MiniLM) -> store.
+
+Incremental by content: a file whose sha256 and segmentation match a 'complete' row is
+skipped; changed content replaces its rows; a 'partial' file (an earlier run was killed)
+resumes with only its missing windows. Clips are committed in small batches, so a kill
+loses at most one batch. A file that fails is reported at the end; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from atom_deploy.pipelines.captioning import Captioned, FileOutcome, caption_file
+from atom_deploy.pipelines.index_db import ClipIndex
+from atom_deploy.pipelines.model_facts import clip_spec
+from atom_deploy.pipelines.sources import canonical, content_sha256, expand_inputs
+from atom_deploy.video.decode import probe
+from atom_deploy.video.segment import segment
+from atom_runner.errors import AtomError
+from atom_runner.session import Session
+
+COMMIT_EVERY_CLIPS = 8  # a batch is also one MiniLM call: bigger batches embed faster
+COMMIT_EVERY_S = 2.0  # ... but a slow model still commits often
+
+
+@dataclass
+class IndexReport:
+    indexed: list[str] = field(default_factory=list)  # captioned in this run (fully or resumed)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+    pruned: list[str] = field(default_factory=list)
+    clips_added: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "indexed": self.indexed, "unchanged": self.unchanged, "pruned": self.pruned,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "clips_added": self.clips_added, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    sha256: str
+    windows: int  # still to caption
+
+
+def index_videos(
+    session: Session, index: ClipIndex, inputs: Sequence[str | Path], window_s: float = 10.0, stride_s: float = 5.0,
+    beam: int = 4, prune: bool = False, progress: bool = True, commit_every: int = COMMIT_EVERY_CLIPS,
+) -> IndexReport:
+    started = time.perf_counter()
+    segment(window_s, window_s, stride_s)  # bad window/stride: one error now, not one per file
+    if commit_every < 1:
+        raise AtomError(f"commit_every must be at least 1 clip, got {commit_every}")
+    report = IndexReport()
+    files, missing = expand_inputs(inputs)
+    report.skipped.extend(missing)
+    if prune:
+        gone = [p for p in index.video_paths() if not Path(p).is_file()]
+        index.drop_videos(gone)
+        report.pruned = gone
+    jobs = _plan(index, files, window_s, stride_s, report)
+    spec = clip_spec(session)
+    total = sum(j.windows for j in jobs)
+    bar = tqdm(total=total, unit="clip", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True)
+    try:
+        for job in jobs:
+            bar.set_postfix_str(job.path.name, refresh=False)
+            key = str(job.path)
+            index.start_video(key, job.sha256, window_s, stride_s)
+            outcome = FileOutcome()
+            done = index.windows_done(key)
+            batch: list[Captioned] = []
+            last_commit = time.perf_counter()
+            for item in caption_file(session, job.path, spec, window_s, stride_s, beam, outcome, done):
+                batch.append(item)
+                bar.update(1)
+                if len(batch) >= commit_every or time.perf_counter() - last_commit >= COMMIT_EVERY_S:
+                    report.clips_added += _store(session, index, key, job.sha256, batch)
+                    batch, last_commit = [], time.perf_counter()
+            report.clips_added += _store(session, index, key, job.sha256, batch)
+            if outcome.error is not None:
+                # Its whole clips stay stored; the row stays 'partial', so a re-run tries the rest again.
+                report.skipped.append((key, outcome.error))
+                continue
+            index.finish_video(key)
+            report.indexed.append(key)
+    finally:
+        bar.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float, report: IndexReport) -> list[_Job]:
+    """Hash and probe every file first, so the progress bar knows the total and bad files drop out."""
+    jobs = []
+    for path in files:
+        key = str(canonical(path))
+        try:
+            sha = content_sha256(path)
+            row = index.video(key)
+            if row and row.status == "complete" and (row.content_sha256, row.window_s, row.stride_s) == (sha, window_s, stride_s):
+                report.unchanged.append(key)
+                continue
+            windows = len(segment(probe(path).duration_s, window_s, stride_s))
+        except AtomError as exc:
+            report.skipped.append((key, str(exc)))
+            continue
+        except OSError as exc:  # unreadable file (permissions, vanished mid-run)
+            report.skipped.append((key, f"{path}: {exc.strerror or exc}"))
+            continue
+        resuming = row is not None and row.content_sha256 == sha and (row.window_s, row.stride_s) == (window_s, stride_s)
+        already = len(index.windows_done(key)) if resuming else 0
+        jobs.append(_Job(canonical(path), sha, max(windows - already, 0)))
+    return jobs
+
+
+def _store(session: Session, index: ClipIndex, key: str, sha256: str, batch: list[Captioned]) -> int:
+    if not batch:
+        return 0
+    vectors = session.embed([c.caption for c in batch])
+    index.add_clips(key, sha256, [(c.start_s, c.end_s, c.caption, v) for c, v in zip(batch, vectors)])
+    return len(batch)
