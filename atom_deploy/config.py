@@ -189,6 +189,26 @@ def _mplug2plus() -> ModelConfig:
     )
 
 
+def demo_architecture() -> ModelConfig:
+    # The embedded default, trained on the generated world in under an hour on 2 CPU
+    # cores (atom-deploy train-demo). 28x28 patches give an 8x8 grid at 224, pooled 2x2
+    # to 1 + 3 * 16 = 49 visual tokens, the same prefix length as mplug2plus. The context
+    # holds BOS + 49 + 23 for captions, and 4-5 captions plus an answer for text tasks.
+    return ModelConfig(
+        name="demo",
+        encoder=VideoEncoderConfig(
+            image_size=224, num_frames=6, patch_size=28, tubelet=2, width=192,
+            layers=4, heads=3, intermediate_size=768, pool=2,
+        ),
+        decoder=DecoderConfig(
+            vocab_size=768, dim=256, layers=4, heads=4, kv_heads=2, intermediate_size=704,
+            rope_theta=10000.0, rope_scaling_factor=0.0, max_context=192, bos_id=1, eos_id=2, pad_id=0,
+        ),
+    )
+
+
+# `demo` is not a random-weight preset: the name always means the trained, shipped model
+# (atom_deploy/assets/demo/), resolved by model_source.
 PRESETS = {"tiny": _tiny, "mplug2plus": _mplug2plus}
 
 

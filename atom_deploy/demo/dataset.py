@@ -81,15 +81,20 @@ def make_text_examples(
 
 def _text_examples(name: str, count: int, seed: int, low: int, high: int) -> Iterator[tuple[str, TextExample]]:
     for index in range(count):
-        rng = np.random.default_rng(_sequence(name, seed, _TEXT_STREAM, index))
-        clip_captions = [canonical_caption(sample_scene(rng)) for _ in range(int(rng.integers(low, high + 1)))]
-        task = TEXT_TASKS[index % len(TEXT_TASKS)]
-        if task == "assembly":
-            yield task, assembly_example(clip_captions, None, rng)
-        elif task == "summary":
-            yield task, summary_example(clip_captions)
-        else:
-            yield task, qa_example(clip_captions, rng)
+        yield text_example_at(name, index, seed, (low, high))
+
+
+def text_example_at(name: str, index: int, seed: int, clips_per_example: tuple[int, int] = (2, 3)) -> tuple[str, TextExample]:
+    """Text example `index` of a split on its own: the same whichever range is asked for."""
+    low, high = clips_per_example
+    rng = np.random.default_rng(_sequence(name, seed, _TEXT_STREAM, index))
+    clip_captions = [canonical_caption(sample_scene(rng)) for _ in range(int(rng.integers(low, high + 1)))]
+    task = TEXT_TASKS[index % len(TEXT_TASKS)]
+    if task == "assembly":
+        return task, assembly_example(clip_captions, None, rng)
+    if task == "summary":
+        return task, summary_example(clip_captions)
+    return task, qa_example(clip_captions, rng)
 
 
 def _sequence(name: str, seed: int, stream: int, index: int) -> np.random.SeedSequence:

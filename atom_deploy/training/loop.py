@@ -1,0 +1,157 @@
+"""The seeded training loop of the demo model: one decoder learns captions and text tasks.
+
+Every step takes one batch of clips (encoder + decoder, caption loss) and one batch of
+text-task examples (decoder only), so the same decoder serves captioning and every
+text-only task, which is the point of ATOM. Data is generated on the fly in a worker
+process: each example is new, so there is no epoch and no overfitting to watch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from atom_deploy.config import ModelConfig, demo_architecture
+from atom_deploy.models import Decoder, VideoEncoder
+from atom_deploy.training.corpus import train_world_tokenizer
+from atom_deploy.training.examples import BatchStream, Encoding
+from atom_deploy.training.forward import caption_loss, text_loss
+from atom_deploy.video.preprocess import ClipSpec
+from atom_runner.errors import AtomError
+
+TRAINING_RECORD = "training.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 3000
+    caption_batch: int = 16
+    text_batch: int = 16
+    lr: float = 1.5e-3
+    warmup: int = 150
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.05
+    clip_grad: float = 1.0
+    # Up to 4 captions per text example: the pipelines fit as many as the context holds.
+    clips_per_example: tuple[int, int] = (1, 4)
+    threads: int = 2
+    save_every: int = 250  # a usable kit folder lands this often, so a cut-off run keeps its progress
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.caption_batch < 1 or self.text_batch < 1:
+            raise AtomError("steps and batch sizes must be at least 1")
+
+
+def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None = None, progress: bool = True) -> dict:
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    config = model_config or demo_architecture()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(train.seed)
+    torch.set_num_threads(train.threads)
+    started = time.perf_counter()
+    tokenizer = train_world_tokenizer(out / "tokenizer.json", config.decoder.vocab_size, train.seed, train.clips_per_example)
+    encoder = VideoEncoder(config.encoder, decoder_dim=config.decoder.dim)
+    decoder = Decoder(config.decoder)
+    init_for_training(encoder, config.encoder.layers, train.seed)
+    init_for_training(decoder, config.decoder.layers, train.seed + 1)
+    params = [p for m in (encoder, decoder) for p in m.parameters()]
+    decayed = [p for p in params if p.dim() >= 2]
+    others = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decayed, "weight_decay": train.weight_decay}, {"params": others, "weight_decay": 0.0}],
+        lr=train.lr, betas=(0.9, 0.98),
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train))
+    d = config.decoder
+    encoding = Encoding(str(tokenizer), d.bos_id, d.eos_id, d.pad_id)
+    spec = ClipSpec(config.encoder.num_frames, config.encoder.image_size)
+    stream = BatchStream(encoding, spec, train.seed, train.steps, train.caption_batch, train.text_batch, train.clips_per_example)
+    # One producer process renders clips while this one trains; batches are already batched.
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
+                                         worker_init_fn=lambda _: torch.set_num_threads(1))
+    history: list[dict] = []
+    smooth = {"caption": None, "text": None}
+    bar = tqdm(loader, total=train.steps, desc="train-demo", disable=not progress, file=sys.stderr)
+    encoder.train(), decoder.train()
+    for step, (captions, texts) in enumerate(bar, start=1):
+        loss_c = caption_loss(encoder, decoder, captions, d.bos_id)
+        loss_t = text_loss(decoder, texts)
+        optimizer.zero_grad(set_to_none=True)
+        (loss_c + loss_t).backward()
+        nn.utils.clip_grad_norm_(params, train.clip_grad)
+        optimizer.step()
+        schedule.step()
+        for key, value in (("caption", loss_c.item()), ("text", loss_t.item())):
+            smooth[key] = value if smooth[key] is None else 0.95 * smooth[key] + 0.05 * value
+        bar.set_postfix(caption=f"{smooth['caption']:.3f}", text=f"{smooth['text']:.3f}", lr=f"{schedule.get_last_lr()[0]:.1e}")
+        if step % 25 == 0 or step == train.steps:
+            history.append({"step": step, "caption_loss": round(smooth["caption"], 4), "text_loss": round(smooth["text"], 4),
+                            "seconds": round(time.perf_counter() - started, 1)})
+        if step % train.save_every == 0 or step == train.steps:
+            record = _record(train, config, step, started, smooth, history)
+            _save(out, config, encoder, decoder, record, save_file)
+    bar.close()
+    return record
+
+
+def lr_factor(step: int, train: TrainConfig) -> float:
+    """Linear warm-up, then cosine down to min_lr_ratio."""
+    if step < train.warmup:
+        return (step + 1) / train.warmup
+    progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
+    return train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def init_for_training(module: nn.Module, layers: int, seed: int) -> None:
+    """GPT-2 style: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * layers).
+
+    The kit's `init_random` is for random-weight shape tests (it widens the decoder so
+    greedy tokens vary); a model that is going to learn wants the small, standard init.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    residual = ("out_proj.weight", "fc2.weight", "o_proj.weight", "down_proj.weight")
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if param.dim() >= 2 or name.endswith("embedding"):
+                std = 0.02 / math.sqrt(2 * layers) if name.endswith(residual) else 0.02
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+            elif name.endswith("bias"):
+                param.zero_()
+
+
+def _record(train: TrainConfig, config: ModelConfig, step: int, started: float, smooth: dict, history: list) -> dict:
+    return {
+        "command": "atom-deploy train-demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train-demo"] else "train_demo()",
+        "train_config": asdict(train),
+        "model": config.name,
+        "steps_done": step,
+        "seconds": round(time.perf_counter() - started, 1),
+        "final_caption_loss": round(smooth["caption"], 4),
+        "final_text_loss": round(smooth["text"], 4),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "history": history,
+    }
+
+
+def _save(out: Path, config: ModelConfig, encoder: nn.Module, decoder: nn.Module, record: dict, save_file) -> None:
+    from atom_deploy.model_source import KIT_CONFIG, KIT_WEIGHTS
+
+    tensors = {f"video_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    tensors.update({f"decoder.{k}": v for k, v in decoder.state_dict().items() if k != "lm_head.weight"})
+    # float16 on disk halves the package (the 25 MB budget); export loads it into fp32.
+    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()}
+    save_file(tensors, str(out / (KIT_WEIGHTS + ".tmp")))
+    (out / (KIT_WEIGHTS + ".tmp")).replace(out / KIT_WEIGHTS)
+    (out / KIT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
