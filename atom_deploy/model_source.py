@@ -1,10 +1,14 @@
 """Resolve `--model`: a preset name, a kit model folder, or a folder of HF checkpoints.
 
+- `demo`: the trained demo model shipped in the package (atom_deploy/assets/demo/);
 - preset (`tiny`, `mplug2plus`): seeded random weights, the kit's trained BPE tokenizer;
 - kit folder: `atom_config.json` + `model.safetensors` + `tokenizer.json`;
 - HF folder: `vision/` (a CLIPVisionModel) and `language/` (a LlamaForCausalLM with its
   tokenizer.json). The projector between them is not in either checkpoint, so it starts
   from the seeded random init and the folder may carry it in `projector.safetensors`.
+
+Any of them may carry a clip variant, `SPEC?clip_size=112&clip_frames=2` (see
+weights/clip_variant.py); the manifest stores the whole spec, so parity rebuilds it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from atom_runner.errors import AtomError
 KIT_CONFIG = "atom_config.json"
 KIT_WEIGHTS = "model.safetensors"
 KIT_TOKENIZER = "tokenizer.json"
+DEMO = "demo"
+DEMO_FOLDER = Path(__file__).resolve().parent / "assets" / DEMO
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,18 @@ class ModelSource:
 
 
 def resolve_model(spec: str, decode_steps: int | None = None, seed: int = 0) -> ModelSource:
+    from atom_deploy.weights.clip_variant import split_spec
+
+    base, variant = split_spec(spec)
+    source = _resolve_base(base, decode_steps, seed)
+    return _with_variant(source, spec, variant) if variant else source
+
+
+def _resolve_base(spec: str, decode_steps: int | None, seed: int) -> ModelSource:
+    if spec == DEMO:
+        if not (DEMO_FOLDER / KIT_WEIGHTS).is_file():
+            raise AtomError(f"the demo model is not in this install ({DEMO_FOLDER}); train it with atom-deploy train-demo")
+        return _kit_folder(DEMO_FOLDER, decode_steps, seed, spec=DEMO)
     path = Path(spec)
     if spec in PRESETS:
         config = _with_steps(preset(spec), decode_steps)
@@ -51,7 +69,23 @@ def _with_steps(config: ModelConfig, decode_steps: int | None) -> ModelConfig:
     return config if decode_steps is None else config.replace(decode_steps=decode_steps)
 
 
-def _kit_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
+def _with_variant(source: ModelSource, spec: str, variant: dict[str, int]) -> ModelSource:
+    from atom_deploy.models import VideoEncoder
+    from atom_deploy.weights.clip_variant import adapt_encoder, variant_config
+
+    config = variant_config(source.config, variant)
+
+    def build() -> AtomModel:
+        model = source.build()
+        encoder = VideoEncoder(config.encoder, decoder_dim=config.decoder.dim)
+        adapt_encoder(model.encoder, encoder)
+        encoder.eval().requires_grad_(False)
+        return AtomModel(config, encoder, model.decoder, model.minilm)
+
+    return ModelSource(spec, source.seed, f"{source.description}, clip variant {variant}", config, build, source.tokenizer)
+
+
+def _kit_folder(path: Path, decode_steps: int | None, seed: int, spec: str | None = None) -> ModelSource:
     from atom_deploy.weights.kit import load_kit_weights
 
     try:
@@ -65,7 +99,8 @@ def _kit_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
         load_kit_weights(path / KIT_WEIGHTS, model)
         return model
 
-    return ModelSource(str(path.resolve()), seed, f"kit model folder {path}", config, build, path / KIT_TOKENIZER)
+    description = "the shipped demo model" if spec == DEMO else f"kit model folder {path}"
+    return ModelSource(spec or str(path.resolve()), seed, description, config, build, path / KIT_TOKENIZER)
 
 
 def _hf_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:

@@ -7,15 +7,17 @@ from pathlib import Path
 
 from atom_deploy.cli.table import print_table
 
-DEFAULT_MODEL = "tiny"  # the embedded default, until the trained demo model ships
+DEFAULT_MODEL = "demo"  # the trained demo model shipped in the package
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=__doc__.split(": ", 1)[1])
-    p.add_argument("--model", default=DEFAULT_MODEL, help="preset (tiny, mplug2plus) or model folder")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="demo (the shipped trained model), a random-weight preset (tiny, mplug2plus) or a model folder")
     p.add_argument("--backend", default="all", help="executorch, onnx or all")
     p.add_argument("--quant", default="int8", help="int8 (Linear + Embedding) or fp32")
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
+    p.add_argument("--clip-size", type=int, default=None, help="export for smaller frames, e.g. 112 (ablation)")
+    p.add_argument("--clip-frames", type=int, default=None, help="export for fewer frames, e.g. 2 (ablation)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="writes OUT/<backend>/")
     p.add_argument("--force", action="store_true", help="replace existing OUT/<backend> folders")
     p.add_argument("--seed", type=int, default=0, help="seed for random-initialized weights")
@@ -25,10 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from atom_deploy.backends import backend_names
     from atom_deploy.export.pipeline import ExportRequest, run_export
+    from atom_deploy.weights.clip_variant import variant_spec
 
     backends = tuple(backend_names()) if args.backend == "all" else (args.backend,)
     request = ExportRequest(
-        model=args.model, backends=backends, quant=args.quant, decode_steps=args.decode_steps,
+        model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends, quant=args.quant, decode_steps=args.decode_steps,
         out=args.out, force=args.force, seed=args.seed,
     )
     reports = run_export(request)

@@ -1,0 +1,103 @@
+"""The demo model: clip variants, the training smoke run, and the shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from atom_deploy.config import demo_architecture, preset
+from atom_deploy.model import build_model
+from atom_deploy.model_source import DEMO_FOLDER, KIT_WEIGHTS, resolve_model
+from atom_deploy.weights.clip_variant import split_spec, variant_config, variant_spec
+from atom_runner.errors import AtomError
+
+
+def test_smaller_frames_equal_the_original_on_upscaled_frames():
+    # tiny: 32 px with 8 px patches -> 16 px with 4 px patches, same 4x4 grid
+    source = resolve_model("tiny?clip_size=16")
+    model, original = source.build(), build_model(preset("tiny"))
+    small = torch.randn(1, 3, 6, 16, 16)
+    upscaled = F.interpolate(small.reshape(1, 18, 16, 16), scale_factor=2, mode="nearest").reshape(1, 3, 6, 32, 32)
+    assert source.config.encoder.clip_shape == (1, 3, 6, 16, 16)
+    torch.testing.assert_close(model.encoder(small), original.encoder(upscaled), rtol=1e-4, atol=1e-5)
+
+
+def test_fewer_frames_keep_the_middle_time_step():
+    model, original = resolve_model("tiny?clip_frames=2").build(), build_model(preset("tiny"))
+    assert model.encoder.config.time_steps == 1
+    torch.testing.assert_close(model.encoder.temporal_embedding[0], original.encoder.temporal_embedding[1])
+    assert model.encoder(torch.randn(1, 3, 2, 32, 32)).shape == (1, 1 + 4, 64)
+
+
+@pytest.mark.parametrize("spec", ["tiny?clip_size=24", "tiny?clip_frames=3", "tiny?clip_frames=8", "tiny?colour=1", "tiny?clip_size=x"])
+def test_bad_variants_are_named(spec):
+    with pytest.raises(AtomError, match="clip_|variant"):
+        resolve_model(spec).build()
+
+
+def test_variant_spec_round_trips():
+    spec = variant_spec("demo", 112, 2)
+    assert spec == "demo?clip_size=112&clip_frames=2"
+    assert split_spec(spec) == ("demo", {"clip_size": 112, "clip_frames": 2})
+    assert variant_spec("demo", None, None) == "demo"
+    assert variant_config(demo_architecture(), {"clip_size": 112}).encoder.patch_size == 14
+
+
+# --- training ------------------------------------------------------------------------
+
+def _smoke_train(out):
+    from atom_deploy.training.loop import TrainConfig, train_demo
+
+    return train_demo(out, TrainConfig(steps=2, caption_batch=2, text_batch=2, save_every=1), progress=False)
+
+
+def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path):
+    from safetensors.torch import load_file
+
+    first, second = _smoke_train(tmp_path / "a"), _smoke_train(tmp_path / "b")
+    assert first["steps_done"] == 2 and first["train_config"]["seed"] == 0
+    assert 0 < first["final_caption_loss"] < 10 and 0 < first["final_text_loss"] < 10
+    a, b = load_file(str(tmp_path / "a" / KIT_WEIGHTS)), load_file(str(tmp_path / "b" / KIT_WEIGHTS))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    model = resolve_model(str(tmp_path / "a")).build()  # the kit loader accepts what training wrote
+    assert model.config == demo_architecture()
+    assert json.loads((tmp_path / "a" / "training.json").read_text())["history"][-1]["step"] == 2
+
+
+# --- the shipped model ---------------------------------------------------------------
+
+shipped = pytest.mark.skipif(not (DEMO_FOLDER / KIT_WEIGHTS).is_file(), reason="demo weights not shipped")
+DEMO_PACKAGE_BUDGET = 25 * 1024 * 1024  # the issue's limit for weights + tokenizer
+# Greedy CIDEr of ONNX int8 on test clips 0-19 (seed 0): the shipped model measured 41.0;
+# random weights score under 1. A broken export, loader or tokenizer falls far below 30.
+MIN_GREEDY_CIDER = 30.0
+
+
+@shipped
+def test_shipped_weights_load_and_fit_the_budget():
+    files = [p for p in DEMO_FOLDER.iterdir() if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= DEMO_PACKAGE_BUDGET
+    source = resolve_model("demo")
+    assert source.spec == "demo" and source.config == demo_architecture()
+    model = source.build()
+    prefix = model.encoder(torch.zeros(source.config.encoder.clip_shape))
+    assert prefix.shape == (1, 49, source.config.decoder.dim) and torch.isfinite(prefix).all()
+
+
+@shipped
+def test_shipped_model_captions_fixed_clips(tmp_path):
+    from atom_deploy.eval.caption_metrics import score_captions
+    from atom_deploy.eval.data import load_eval_set
+    from atom_runner.session import Session
+    from conftest import atom_deploy
+
+    atom_deploy("export", "--backend", "onnx", "--out", str(tmp_path), check=True)  # no --model: the default
+    eval_set = load_eval_set(20, seed=0)
+    with Session(tmp_path, backend="onnx") as session:
+        assert session.manifest.data["model"]["spec"] == "demo"
+        captions = session.caption(list(eval_set.clips), beam=1)
+    scores = score_captions(dict(zip(eval_set.ids, captions)), eval_set.references(), meteor=False)
+    assert scores.cider >= MIN_GREEDY_CIDER, (scores, captions[:3])
