@@ -85,23 +85,27 @@ class Session:
         with self._encoder_lock, self.stats.timed("encode"):
             return self.encoder.result(self.encoder.submit(clip))
 
-    def caption(self, clips: np.ndarray | list[np.ndarray], beam: int = 4) -> str | list[str]:
+    def caption(
+        self, clips: np.ndarray | list[np.ndarray], beam: int = 4, steps: int | None = None
+    ) -> str | list[str]:
+        """steps: decode steps (default: the manifest's fixed count, the paper's 23)."""
         if isinstance(clips, list):
-            return list(self.caption_stream(clips, beam=beam))
-        return self._decode_text([], self.encode(clips), beam, self.decode_steps, "caption")
+            return list(self.caption_stream(clips, beam=beam, steps=steps))
+        return self._decode_text([], self.encode(clips), beam, steps or self.decode_steps, "caption")
 
-    def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4) -> Iterator[str]:
+    def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None) -> Iterator[str]:
         """Captions in order; the encoder works on clip i+1 while clip i is decoded."""
+        steps = steps or self.decode_steps
         with self._encoder_lock:
             pending = None
             for clip in clips:
                 clip = self._check_clip(clip)
                 ticket = (time.perf_counter(), self.encoder.submit(clip))
                 if pending is not None:
-                    yield self._caption_pending(pending, beam)
+                    yield self._caption_pending(pending, beam, steps)
                 pending = ticket
             if pending is not None:
-                yield self._caption_pending(pending, beam)
+                yield self._caption_pending(pending, beam, steps)
 
     def generate(self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1) -> str:
         """Text-only mode on the same decoder (scripts, summaries, answers)."""
@@ -133,10 +137,10 @@ class Session:
 
     # --- pieces ----------------------------------------------------------------------
 
-    def _caption_pending(self, pending, beam: int) -> str:
+    def _caption_pending(self, pending, beam: int, steps: int) -> str:
         with self.stats.timed("encode_wait"):
             prefix = self.encoder.result(pending[1])
-        return self._decode_text([], prefix, beam, self.decode_steps, "caption")
+        return self._decode_text([], prefix, beam, steps, "caption")
 
     def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int, stage: str) -> str:
         if beam < 1 or beam > self.max_batch:

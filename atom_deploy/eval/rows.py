@@ -1,0 +1,102 @@
+"""One Session per table row, every row behind the same runner and the same decode loop.
+
+The "eager fp32" row is a real Session whose three modules are swapped for eager PyTorch
+(`parity.eager.EagerModule`) rebuilt from the manifest's model spec: tokenizers, decode
+settings, prefill, greedy and beam search are the runner's own, so a difference between
+rows can only come from the modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from atom_runner.errors import AtomError
+from atom_runner.schema import MANIFEST_FILE, Key, KVStyle, Module
+
+ROW_NAMES = ("eager fp32", "executorch int8", "onnx int8", "executorch fp32", "onnx fp32")
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    name: str
+    backend: str  # executorch | onnx | eager
+    quant: str  # int8 | fp32
+    folder: Path | None  # None for eager (built from the manifest of a sibling row)
+
+
+def plan_rows(names: list[str], artifacts: Path, fp32_artifacts: Path | None) -> tuple[list[RowSpec], list[str]]:
+    """(rows that can run, one message per row skipped and why)."""
+    unknown = [n for n in names if n not in ROW_NAMES]
+    if unknown:
+        raise AtomError(f"unknown rows {unknown}; valid: {list(ROW_NAMES)}")
+    rows, skipped = [], []
+    for name in names:
+        backend, quant = name.split()
+        if backend == "eager":
+            rows.append(RowSpec(name, "eager", quant, None))
+            continue
+        root = artifacts if quant == "int8" else fp32_artifacts
+        if root is None:
+            skipped.append(f"{name}: skipped, no --fp32-artifacts DIR given")
+            continue
+        folder = root / backend
+        if not (folder / MANIFEST_FILE).is_file():
+            skipped.append(f"{name}: skipped, no {folder / MANIFEST_FILE}")
+            continue
+        mode = _quant_mode(folder)
+        if mode != quant:
+            skipped.append(f"{name}: skipped, {folder} holds a {mode} export")
+            continue
+        rows.append(RowSpec(name, backend, quant, folder))
+    return rows, skipped
+
+
+def open_row(row: RowSpec, artifacts: Path, fp32_artifacts: Path | None = None):
+    from atom_runner.session import Session
+
+    if row.backend != "eager":
+        # Inline encoder: rows are timed on the same footing, no process worker start-up.
+        return Session(row.folder, overlap="off")
+    return eager_session(_any_manifest_folder(artifacts, fp32_artifacts))
+
+
+def eager_session(folder: Path):
+    """A Session over `folder`'s tokenizers and decode settings, running eager fp32 modules."""
+    from atom_deploy.export.modules import build_exportable
+    from atom_deploy.model_source import resolve_model
+    from atom_deploy.parity.eager import EagerModule
+    from atom_runner.decoding import DecoderStepper
+    from atom_runner.encoders import InlineEncoder
+    from atom_runner.session import Session
+
+    session = Session(folder, overlap="off")
+    model_info = session.manifest.data[Key.MODEL]
+    source = resolve_model(model_info[Key.MODEL_SPEC], session.decode_steps, model_info[Key.SEED])
+    model = source.build()
+    eager = {name: EagerModule(build_exportable(name, model, KVStyle.EXPLICIT_IO)) for name in Module.ALL}
+    session.encoder.close()
+    session.encoder = InlineEncoder(eager[Module.VIDEO_ENCODER])
+    session.decoder = eager[Module.DECODER]
+    session.minilm = eager[Module.MINILM]
+    kv_shape = session.manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE]
+    session._stepper = DecoderStepper(session.decoder, KVStyle.EXPLICIT_IO, kv_shape)
+    session.backend = "eager"
+    return session
+
+
+def _any_manifest_folder(*roots: Path | None) -> Path:
+    # Any export of the same model will do: only its spec, tokenizers and decode settings are used.
+    for root in roots:
+        if root is None:
+            continue
+        for backend in ("onnx", "executorch"):
+            if (root / backend / MANIFEST_FILE).is_file():
+                return root / backend
+    raise AtomError("eager fp32 row: no manifest found to rebuild the model from")
+
+
+def _quant_mode(folder: Path) -> str:
+    from atom_runner.manifest import load_manifest
+
+    return load_manifest(folder).module(Module.DECODER)[Key.QUANTIZATION]["mode"]
