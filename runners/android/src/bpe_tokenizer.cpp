@@ -1,0 +1,198 @@
+#include "bpe_tokenizer.h"
+
+#include <algorithm>
+#include <climits>
+#include <stdexcept>
+
+#include "json.h"
+#include "unicode.h"
+
+namespace atom {
+namespace {
+
+bool is_space(uint32_t c) { return uni::classes(c) & uni::kSpace; }
+bool is_letter(uint32_t c) { return uni::classes(c) & uni::kLetter; }
+bool is_number(uint32_t c) { return uni::classes(c) & uni::kNumber; }
+
+std::string cfg(const Json& j, const char* key) {
+  if (!j.has(key)) return "";
+  const Json& v = j[key];
+  if (v.type == Json::Type::Bool) return v.boolean ? "true" : "false";
+  if (v.type == Json::Type::String) return v.str;
+  return v.is_null() ? "null" : "?";
+}
+
+}  // namespace
+
+std::vector<std::string> gpt2_split(const std::string& text) {
+  std::vector<uint32_t> c;
+  if (!uni::decode_utf8(text, c)) throw std::runtime_error("text is not valid UTF-8");
+  std::vector<std::string> out;
+  size_t n = c.size(), i = 0;
+  auto piece = [&](size_t a, size_t b) {
+    out.push_back(uni::encode_utf8(std::vector<uint32_t>(c.begin() + a, c.begin() + b)));
+  };
+  while (i < n) {
+    // 1. contractions
+    if (c[i] == '\'' && i + 1 < n) {
+      uint32_t a = c[i + 1], b = i + 2 < n ? c[i + 2] : 0;
+      size_t len = 0;
+      if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) len = 3;
+      else if (a == 's' || a == 't' || a == 'm' || a == 'd') len = 2;
+      if (len) {
+        piece(i, i + len);
+        i += len;
+        continue;
+      }
+    }
+    size_t j = i + (c[i] == ' ' && i + 1 < n ? 1 : 0);
+    // 2./3./4. optional space then a run of letters / numbers / other
+    if (is_letter(c[j]) || is_number(c[j]) || (!is_space(c[j]))) {
+      if (j == i + 1 || !is_space(c[i])) {
+        size_t k = j;
+        if (is_letter(c[j])) while (k < n && is_letter(c[k])) ++k;
+        else if (is_number(c[j])) while (k < n && is_number(c[k])) ++k;
+        else while (k < n && !is_space(c[k]) && !is_letter(c[k]) && !is_number(c[k])) ++k;
+        piece(i, k);
+        i = k;
+        continue;
+      }
+    }
+    // 5./6. whitespace: leave the last space for the next word when a non-space follows
+    size_t k = i;
+    while (k < n && is_space(c[k])) ++k;
+    if (k < n && k - i > 1) --k;
+    piece(i, k);
+    i = k;
+  }
+  return out;
+}
+
+BpeTokenizer::BpeTokenizer(const std::string& path) {
+  Json j = Json::parse_file(path);
+  const Json& model = j["model"];
+  if (model["type"].as_string() != "BPE") throw std::runtime_error(path + ": model is not BPE");
+  if (!j["normalizer"].is_null()) throw std::runtime_error(path + ": normalizers are not supported");
+  const Json& pre = j["pre_tokenizer"];
+  if (pre.is_null() || pre["type"].as_string() != "ByteLevel" || cfg(pre, "add_prefix_space") != "false" ||
+      cfg(pre, "use_regex") == "false")
+    throw std::runtime_error(path + ": only ByteLevel(add_prefix_space=false, use_regex=true) is supported");
+  if (cfg(model, "byte_fallback") == "true" || (model.has("dropout") && !model["dropout"].is_null()))
+    throw std::runtime_error(path + ": byte_fallback/dropout are not supported");
+  for (const auto& kv : model["vocab"].fields) {
+    int64_t id = kv.second.as_int();
+    vocab_[kv.first] = id;
+    if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
+    id_to_token_[size_t(id)] = kv.first;
+  }
+  int rank = 0;
+  for (const Json& m : model["merges"].items) {
+    std::string a, b;
+    if (m.type == Json::Type::Array) {
+      a = m[0].as_string();
+      b = m[1].as_string();
+    } else {
+      const std::string& s = m.as_string();
+      size_t sp = s.find(' ');
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    }
+    merge_rank_.emplace(a + '\x01' + b, rank++);
+  }
+  if (j.has("added_tokens")) {
+    for (const Json& t : j["added_tokens"].items) {
+      int64_t id = t["id"].as_int();
+      added_.emplace_back(t["content"].as_string(), id);
+      if (t["special"].as_bool()) special_.insert(id);
+      if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
+      id_to_token_[size_t(id)] = t["content"].as_string();
+    }
+    // Longest content first, so overlapping added tokens match like HF (leftmost-longest).
+    std::stable_sort(added_.begin(), added_.end(),
+                     [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  }
+  // GPT-2 byte <-> printable character map.
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + extra++);
+    byte_to_char_[b].clear();
+    uni::append_utf8(byte_to_char_[b], cp);
+    char_to_byte_[cp] = uint8_t(b);
+  }
+}
+
+void BpeTokenizer::bpe_word(const std::string& word, std::vector<int64_t>& out) const {
+  std::vector<std::string> sym;
+  for (unsigned char b : word) sym.push_back(byte_to_char_[b]);
+  while (sym.size() > 1) {
+    int best = INT_MAX;
+    size_t at = 0;
+    for (size_t k = 0; k + 1 < sym.size(); ++k) {
+      auto it = merge_rank_.find(sym[k] + '\x01' + sym[k + 1]);
+      if (it != merge_rank_.end() && it->second < best) {
+        best = it->second;
+        at = k;
+      }
+    }
+    if (best == INT_MAX) break;
+    sym[at] += sym[at + 1];
+    sym.erase(sym.begin() + long(at) + 1);
+  }
+  for (const auto& s : sym) {
+    auto it = vocab_.find(s);
+    if (it != vocab_.end()) out.push_back(it->second);  // no unk token: unknown symbols are dropped
+  }
+}
+
+std::vector<int64_t> BpeTokenizer::encode(const std::string& text) const {
+  std::vector<int64_t> ids;
+  size_t start = 0, i = 0;
+  auto flush = [&](size_t end) {
+    if (end > start)
+      for (const auto& w : gpt2_split(text.substr(start, end - start))) bpe_word(w, ids);
+  };
+  while (i < text.size()) {
+    bool matched = false;
+    for (const auto& a : added_) {
+      if (!a.first.empty() && text.compare(i, a.first.size(), a.first) == 0) {
+        flush(i);
+        ids.push_back(a.second);
+        i += a.first.size();
+        start = i;
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) ++i;
+  }
+  flush(text.size());
+  return ids;
+}
+
+std::string BpeTokenizer::decode(const std::vector<int64_t>& ids, const std::unordered_set<int64_t>& skip) const {
+  std::string joined;
+  for (int64_t id : ids) {
+    if (skip.count(id) || special_.count(id) || id < 0 || size_t(id) >= id_to_token_.size()) continue;
+    joined += id_to_token_[size_t(id)];
+  }
+  std::vector<uint32_t> cps;
+  uni::decode_utf8(joined, cps);
+  std::string bytes;
+  for (uint32_t cp : cps) {
+    auto it = char_to_byte_.find(cp);
+    if (it != char_to_byte_.end()) bytes += char(it->second);
+    else uni::append_utf8(bytes, cp);  // added non-special tokens keep their text
+  }
+  std::string text = uni::utf8_lossy(bytes);
+  // Python str.strip(): whitespace at both ends.
+  std::vector<uint32_t> t;
+  uni::decode_utf8(text, t);
+  auto ws = [](uint32_t c) { return (uni::classes(c) & uni::kSpace) || (c >= 0x1C && c <= 0x1F); };
+  size_t a = 0, b = t.size();
+  while (a < b && ws(t[a])) ++a;
+  while (b > a && ws(t[b - 1])) --b;
+  return uni::encode_utf8(std::vector<uint32_t>(t.begin() + long(a), t.begin() + long(b)));
+}
+
+}  // namespace atom

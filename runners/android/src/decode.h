@@ -1,0 +1,51 @@
+// The decode loop, mirroring runners/python/atom_runner/decoding one for one:
+// prefill = BOS + visual prefix + prompt in one call, then exactly `steps` selections
+// (greedy argmax, or beam search with float64 log-softmax, length-normalised scores,
+// EOS freezing and stable tie ranking), the caller trims after EOS.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "et_module.h"
+
+namespace atom {
+
+class Stepper {
+ public:
+  Stepper(EtModule& decoder, int dim) : decoder_(decoder), dim_(dim) {}
+  // tokens [rows, seq] -> embeds [rows*seq*dim]
+  std::vector<float> embed(const std::vector<int64_t>& tokens, int rows, int seq);
+  // embeds [rows, seq, dim], input_pos [seq], cache_index [rows] -> logits [rows, V]
+  FloatOut step(const std::vector<float>& embeds, int rows, int seq, const std::vector<int64_t>& input_pos,
+                const std::vector<int64_t>& cache_index);
+  int dim() const { return dim_; }
+
+ private:
+  EtModule& decoder_;
+  int dim_;
+};
+
+struct Prefilled {
+  FloatOut logits;  // [1, V]
+  int next_pos;
+};
+
+// prefix: [n_vis * dim] floats or empty.
+Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefix);
+std::vector<int64_t> greedy(Stepper& s, FloatOut logits, int start_pos, int steps);
+
+struct BeamResult {
+  std::vector<int64_t> tokens;  // untrimmed, `steps` long
+  double score;
+};
+BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id, int width);
+
+// One beam selection over [rows, V] float64 log-probs; exposed for tests of the ranking rule.
+void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const std::vector<double>& sums,
+                 const std::vector<int64_t>& lengths, const std::vector<bool>& frozen, int64_t eos_id, int width,
+                 std::vector<int64_t>& parents, std::vector<int64_t>& tokens);
+
+std::vector<int64_t> trim_after_eos(const std::vector<int64_t>& tokens, int64_t eos_id);
+int prompt_room(int max_context, int prefix_len, int steps);  // throws if negative
+
+}  // namespace atom

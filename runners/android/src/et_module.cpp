@@ -1,0 +1,45 @@
+#include "et_module.h"
+
+#include <chrono>
+
+namespace atom {
+
+using executorch::extension::module::Module;
+using executorch::runtime::Error;
+
+static std::string code(Error e) { return std::to_string(int(e)); }
+
+EtModule::EtModule(std::string name, const std::string& path, const std::vector<std::string>& methods)
+    : name_(std::move(name)), path_(path) {
+  auto t0 = std::chrono::steady_clock::now();
+  module_ = std::make_unique<Module>(path, Module::LoadMode::Mmap);
+  Error err = module_->load();
+  if (err != Error::Ok)
+    throw EtError("module " + name_ + " (" + path + "): load failed, ExecuTorch error " + code(err));
+  for (const auto& m : methods) {
+    err = module_->load_method(m);
+    if (err != Error::Ok)
+      throw EtError("module " + name_ + " method " + m + ": load_method failed, ExecuTorch error " + code(err));
+  }
+  load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+FloatOut EtModule::run(const std::string& method, std::vector<executorch::runtime::EValue> inputs) {
+  auto result = module_->execute(method, inputs);
+  if (!result.ok())
+    throw EtError("module " + name_ + " method " + method + ": execute failed, ExecuTorch error " +
+                  code(result.error()));
+  auto& outs = result.get();
+  if (outs.empty() || !outs[0].isTensor())
+    throw EtError("module " + name_ + " method " + method + ": first output is not a tensor");
+  const auto& t = outs[0].toTensor();
+  if (t.scalar_type() != executorch::aten::ScalarType::Float)
+    throw EtError("module " + name_ + " method " + method + ": output is not float32");
+  FloatOut out;
+  for (auto s : t.sizes()) out.shape.push_back(int(s));
+  const float* p = t.const_data_ptr<float>();
+  out.data.assign(p, p + t.numel());
+  return out;
+}
+
+}  // namespace atom

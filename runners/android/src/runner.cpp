@@ -1,0 +1,101 @@
+#include "runner.h"
+
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+
+namespace atom {
+
+using executorch::extension::make_tensor_ptr;
+using executorch::runtime::EValue;
+
+Runner::Runner(const std::string& artifacts) : m_(load_manifest(artifacts)) {
+  for (const std::string* f : {&m_.encoder_file, &m_.decoder_file, &m_.minilm_file,
+                               &m_.decoder_tokenizer, &m_.minilm_tokenizer}) {
+    std::ifstream probe(*f);
+    if (!probe) throw std::runtime_error("missing artifact file " + *f);
+  }
+  encoder_ = std::make_unique<EtModule>("video_encoder", m_.encoder_file, std::vector<std::string>{"forward"});
+  decoder_ = std::make_unique<EtModule>("decoder", m_.decoder_file,
+                                        std::vector<std::string>{"token_embedding", "text_decoder"});
+  minilm_ = std::make_unique<EtModule>("minilm", m_.minilm_file, std::vector<std::string>{"forward"});
+  bpe_ = std::make_unique<BpeTokenizer>(m_.decoder_tokenizer);
+  wordpiece_ = std::make_unique<WordPieceTokenizer>(m_.minilm_tokenizer, m_.minilm_max_seq);
+  stepper_ = std::make_unique<Stepper>(*decoder_, m_.dim);
+  special_ = {m_.bos_id, m_.eos_id, m_.pad_id};
+}
+
+double Runner::load_seconds(const std::string& module) const {
+  if (module == "video_encoder") return encoder_->load_seconds();
+  if (module == "decoder") return decoder_->load_seconds();
+  return minilm_->load_seconds();
+}
+
+std::vector<float> Runner::read_clip(const std::string& path) const {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw std::runtime_error("cannot open clip " + path);
+  size_t bytes = size_t(f.tellg());
+  size_t want = m_.clip_numel() * sizeof(float);
+  if (bytes != want)
+    throw std::runtime_error("clip " + path + " has " + std::to_string(bytes) + " bytes, expected " +
+                             std::to_string(want) + " (float32 clip of the manifest's shape)");
+  std::vector<float> clip(m_.clip_numel());
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(clip.data()), std::streamsize(want));
+  for (float v : clip)
+    if (!std::isfinite(v)) throw std::runtime_error("clip " + path + " contains NaN or infinite values");
+  return clip;
+}
+
+std::vector<float> Runner::encode(const std::vector<float>& clip) {
+  std::vector<executorch::aten::SizesType> shape(m_.clip_shape.begin(), m_.clip_shape.end());
+  auto t = make_tensor_ptr(shape, std::vector<float>(clip));
+  FloatOut out = encoder_->run("forward", {EValue(*t)});
+  if (out.data.size() != size_t(m_.num_visual_tokens) * m_.dim)
+    throw EtError("module video_encoder method forward: unexpected output size");
+  return std::move(out.data);
+}
+
+Decoded Runner::decode(const std::vector<int64_t>& prompt_in, const std::vector<float>& prefix, int beam, int steps) {
+  if (beam < 1 || beam > m_.max_batch)
+    throw std::runtime_error("beam must be between 1 and " + std::to_string(m_.max_batch) + ", got " +
+                             std::to_string(beam));
+  if (steps < 1) throw std::runtime_error("steps must be at least 1");
+  int prefix_len = int(prefix.size() / size_t(m_.dim));
+  int room = prompt_room(m_.max_context, prefix_len, steps);
+  std::vector<int64_t> prompt = prompt_in;
+  if (int(prompt.size()) > room) prompt.resize(size_t(room));  // same truncation as the Python runner
+  Prefilled p = prefill(*stepper_, m_.bos_id, prompt, prefix);
+  std::vector<int64_t> tokens = beam == 1 ? greedy(*stepper_, p.logits, p.next_pos, steps)
+                                          : beam_search(*stepper_, p.logits, p.next_pos, steps, m_.eos_id, beam).tokens;
+  Decoded d;
+  d.tokens = trim_after_eos(tokens, m_.eos_id);
+  d.text = bpe_->decode(d.tokens, special_);
+  return d;
+}
+
+Decoded Runner::generate(const std::string& prompt, int beam, int steps) {
+  return decode(bpe_->encode(prompt), {}, beam, steps);
+}
+
+std::vector<std::vector<float>> Runner::embed(const std::vector<std::string>& texts) {
+  if (texts.empty()) throw std::runtime_error("embed got an empty list of texts");
+  std::vector<std::vector<float>> out;
+  for (size_t start = 0; start < texts.size(); start += size_t(m_.minilm_max_batch)) {
+    std::vector<std::string> chunk(texts.begin() + long(start),
+                                   texts.begin() + long(std::min(texts.size(), start + size_t(m_.minilm_max_batch))));
+    std::vector<int64_t> ids, mask;
+    int len = 0;
+    wordpiece_->batch(chunk, ids, mask, len);
+    int rows = int(chunk.size());
+    auto ti = make_tensor_ptr({rows, len}, std::move(ids));
+    auto tm = make_tensor_ptr({rows, len}, std::move(mask));
+    FloatOut r = minilm_->run("forward", {EValue(*ti), EValue(*tm)});
+    size_t dim = r.data.size() / size_t(rows);
+    for (int k = 0; k < rows; ++k)
+      out.emplace_back(r.data.begin() + long(k * dim), r.data.begin() + long((k + 1) * dim));
+  }
+  return out;
+}
+
+}  // namespace atom

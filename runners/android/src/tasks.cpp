@@ -1,0 +1,230 @@
+#include "tasks.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace atom {
+
+using Clock = std::chrono::steady_clock;
+static double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+static std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string floats_json(const std::vector<float>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + num(v[i]);
+  return s + "]";
+}
+
+std::string decoded_json(const Decoded& d) {
+  std::string s = "{\"tokens\":[";
+  for (size_t i = 0; i < d.tokens.size(); ++i) s += (i ? "," : "") + std::to_string(d.tokens[i]);
+  return s + "],\"text\":" + json_quote(d.text) + "}";
+}
+
+std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
+                                   CaptionTimings& t) {
+  auto t0 = Clock::now();
+  int steps = r.manifest().decode_steps;
+  std::vector<Decoded> out;
+  auto encode_one = [&r](const std::string& path, double* seconds) {
+    auto s = Clock::now();
+    std::vector<float> prefix = r.encode(r.read_clip(path));
+    *seconds = since(s);
+    return prefix;
+  };
+  std::vector<double> enc_seconds(clips.size(), 0.0);
+  if (!overlap) {
+    for (size_t i = 0; i < clips.size(); ++i) {
+      std::vector<float> prefix = encode_one(clips[i], &enc_seconds[i]);
+      auto s = Clock::now();
+      out.push_back(r.decode({}, prefix, beam, steps));
+      t.decode += since(s);
+    }
+  } else {
+    // std::async(launch::async) runs on its own std::thread and carries exceptions back.
+    std::future<std::vector<float>> pending;
+    if (!clips.empty()) pending = std::async(std::launch::async, encode_one, clips[0], &enc_seconds[0]);
+    for (size_t i = 0; i < clips.size(); ++i) {
+      auto w = Clock::now();
+      std::vector<float> prefix = pending.get();  // rethrows the encoder's error
+      t.encode_wait += since(w);
+      if (i + 1 < clips.size()) pending = std::async(std::launch::async, encode_one, clips[i + 1], &enc_seconds[i + 1]);
+      auto s = Clock::now();
+      try {
+        out.push_back(r.decode({}, prefix, beam, steps));
+      } catch (...) {
+        if (pending.valid()) pending.wait();
+        throw;
+      }
+      t.decode += since(s);
+    }
+  }
+  t.encode = std::accumulate(enc_seconds.begin(), enc_seconds.end(), 0.0);
+  t.wall = since(t0);
+  return out;
+}
+
+static std::string timings_json(const CaptionTimings& t, bool overlap) {
+  double serial = t.encode + t.decode;
+  double hidden = std::max(0.0, serial - t.wall);
+  double hideable = std::min(t.encode, t.decode);
+  return "{\"overlap\":" + std::string(overlap ? "true" : "false") + ",\"wall_s\":" + num(t.wall) +
+         ",\"encode_s\":" + num(t.encode) + ",\"decode_s\":" + num(t.decode) + ",\"encode_wait_s\":" +
+         num(t.encode_wait) + ",\"hidden_s\":" + num(hidden) +
+         ",\"overlap_fraction\":" + num(hideable > 0 ? hidden / hideable : 0.0) + "}";
+}
+
+std::string caption_json(const std::vector<std::string>& clips, const std::vector<Decoded>& caps,
+                         const CaptionTimings& t, bool overlap) {
+  std::string s = "{\"captions\":[";
+  for (size_t i = 0; i < caps.size(); ++i) {
+    std::string d = decoded_json(caps[i]);
+    s += (i ? "," : "") + std::string("{\"clip\":") + json_quote(clips[i]) + "," + d.substr(1);
+  }
+  return s + "],\"timings\":" + timings_json(t, overlap) + "}";
+}
+
+std::string embed_json(const std::vector<std::vector<float>>& embs) {
+  std::string s = "{\"embeddings\":[";
+  for (size_t i = 0; i < embs.size(); ++i) s += (i ? "," : "") + floats_json(embs[i]);
+  return s + "]}";
+}
+
+std::vector<std::pair<size_t, double>> rank(const std::vector<std::vector<float>>& index,
+                                            const std::vector<float>& query, size_t top) {
+  std::vector<std::pair<size_t, double>> scored;
+  for (size_t i = 0; i < index.size(); ++i) {
+    if (index[i].size() != query.size()) throw std::runtime_error("embedding dimension mismatch");
+    double dot = 0;
+    for (size_t k = 0; k < query.size(); ++k) dot += double(index[i][k]) * double(query[k]);
+    scored.emplace_back(i, dot);
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (scored.size() > top) scored.resize(top);
+  return scored;
+}
+
+std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t dim) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw std::runtime_error("cannot open embeddings " + path);
+  size_t bytes = size_t(f.tellg());
+  if (bytes == 0 || bytes % (dim * sizeof(float)))
+    throw std::runtime_error("embeddings " + path + " is not a float32 [n, " + std::to_string(dim) + "] file");
+  f.seekg(0);
+  std::vector<std::vector<float>> out(bytes / (dim * sizeof(float)), std::vector<float>(dim));
+  for (auto& row : out) f.read(reinterpret_cast<char*>(row.data()), std::streamsize(dim * sizeof(float)));
+  return out;
+}
+
+std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
+                          size_t top, bool overlap) {
+  auto t0 = Clock::now();
+  CaptionTimings ct;
+  std::vector<Decoded> caps = caption_clips(r, clips, beam, overlap, ct);
+  auto s = Clock::now();
+  std::vector<std::string> texts;
+  for (const auto& c : caps) texts.push_back(c.text);
+  texts.push_back(prompt);
+  auto embs = r.embed(texts);
+  std::vector<float> query = embs.back();
+  embs.pop_back();
+  auto ranked = rank(embs, query, top);
+  double embed_s = since(s);
+  // The script prompt: the chosen captions in clip order, then the user's prompt.
+  std::vector<size_t> chosen;
+  for (const auto& p : ranked) chosen.push_back(p.first);
+  std::sort(chosen.begin(), chosen.end());
+  std::string script_prompt;
+  for (size_t i : chosen) script_prompt += caps[i].text + "\n";
+  script_prompt += prompt;
+  s = Clock::now();
+  Decoded script = r.generate(script_prompt, beam, r.manifest().decode_steps);
+  double gen_s = since(s);
+  std::string out = "{\"captions\":[";
+  for (size_t i = 0; i < caps.size(); ++i) out += (i ? "," : "") + json_quote(caps[i].text);
+  out += "],\"ranked\":[";
+  for (size_t i = 0; i < ranked.size(); ++i)
+    out += (i ? "," : "") + std::string("{\"clip\":") + std::to_string(ranked[i].first) + ",\"score\":" +
+           num(ranked[i].second) + "}";
+  out += "],\"script\":" + decoded_json(script) + ",\"timings\":{\"caption\":" + timings_json(ct, overlap) +
+         ",\"embed_rank_s\":" + num(embed_s) + ",\"generate_s\":" + num(gen_s) + ",\"total_s\":" + num(since(t0)) +
+         "}}";
+  return out;
+}
+
+double peak_rss_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6));
+  return -1;
+}
+
+static double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string bench_json(const std::string& artifacts, const std::vector<std::string>& clips, int beam, int iters) {
+  if (clips.empty()) throw std::runtime_error("bench needs at least one --clip");
+  // Reload: every caption loads the modules again (what per-stage processes would do).
+  std::vector<double> reload;
+  for (int i = 0; i < iters; ++i) {
+    auto s = Clock::now();
+    Runner r(artifacts);
+    CaptionTimings t;
+    caption_clips(r, {clips[0]}, beam, false, t);
+    reload.push_back(since(s));
+  }
+  // Reuse: one Runner serves every caption.
+  auto s = Clock::now();
+  Runner r(artifacts);
+  double load_s = since(s);
+  std::vector<double> reuse, enc, dec, embed_s, gen_s;
+  for (int i = 0; i < iters; ++i) {
+    auto c = Clock::now();
+    CaptionTimings t;
+    caption_clips(r, {clips[size_t(i) % clips.size()]}, beam, false, t);
+    reuse.push_back(since(c));
+    enc.push_back(t.encode);
+    dec.push_back(t.decode);
+    c = Clock::now();
+    r.embed({"a person walks a dog in the park"});
+    embed_s.push_back(since(c));
+    c = Clock::now();
+    r.generate("summary:", beam, r.manifest().decode_steps);
+    gen_s.push_back(since(c));
+  }
+  CaptionTimings serial, overlapped;
+  std::vector<std::string> many;
+  for (int i = 0; i < std::max(iters, 2); ++i) many.push_back(clips[size_t(i) % clips.size()]);
+  caption_clips(r, many, beam, false, serial);
+  caption_clips(r, many, beam, true, overlapped);
+  std::string out = "{\"iters\":" + std::to_string(iters) + ",\"beam\":" + std::to_string(beam) +
+                    ",\"load_s\":{\"total\":" + num(load_s) + ",\"video_encoder\":" + num(r.load_seconds("video_encoder")) +
+                    ",\"decoder\":" + num(r.load_seconds("decoder")) + ",\"minilm\":" + num(r.load_seconds("minilm")) +
+                    "},\"caption_median_s\":{\"reload\":" + num(median(reload)) + ",\"reuse\":" + num(median(reuse)) +
+                    "},\"stage_median_s\":{\"encode\":" + num(median(enc)) + ",\"decode\":" + num(median(dec)) +
+                    ",\"embed\":" + num(median(embed_s)) + ",\"generate\":" + num(median(gen_s)) +
+                    "},\"clips\":" + std::to_string(many.size()) + ",\"serial\":" + timings_json(serial, false) +
+                    ",\"overlapped\":" + timings_json(overlapped, true) +
+                    ",\"hardware_threads\":" + std::to_string(std::thread::hardware_concurrency()) +
+                    ",\"peak_rss_kb\":" + num(peak_rss_kb()) + "}";
+  return out;
+}
+
+}  // namespace atom

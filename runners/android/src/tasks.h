@@ -1,0 +1,34 @@
+// Tasks built from the Runner: captions over many clips (with encode/decode overlap),
+// cosine search, the full pipeline, and the benchmark. Each returns a JSON string.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "runner.h"
+
+namespace atom {
+
+struct CaptionTimings {
+  double wall = 0, encode = 0, decode = 0, encode_wait = 0;
+};
+
+// Overlap: the encoder works on clip i+1 on a std::thread while the decoder works on clip i.
+std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
+                                   CaptionTimings& t);
+
+std::string caption_json(const std::vector<std::string>& clips, const std::vector<Decoded>& caps,
+                         const CaptionTimings& t, bool overlap);
+std::string embed_json(const std::vector<std::vector<float>>& embs);
+// Ranks rows of `index` by dot product with `query` (unit vectors: cosine); stable on ties.
+std::vector<std::pair<size_t, double>> rank(const std::vector<std::vector<float>>& index,
+                                            const std::vector<float>& query, size_t top);
+std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t dim);
+std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
+                          size_t top, bool overlap);
+std::string bench_json(const std::string& artifacts, const std::vector<std::string>& clips, int beam, int iters);
+
+double peak_rss_kb();  // VmHWM from /proc/self/status
+std::string decoded_json(const Decoded& d);
+std::string floats_json(const std::vector<float>& v);
+
+}  // namespace atom
