@@ -25,11 +25,14 @@ COMMANDS = {
     "latency": "latency_cmd",
     "overlap": "overlap_cmd",
     "bench": "bench_cmd",
+    "train-demo": "train_demo_cmd",
     "index": "index_cmd",
     "search": "search_cmd",
     "assemble": "assemble_cmd",
     "summarize": "summarize_cmd",
     "ask": "ask_cmd",
+    "eval": "eval_cmd",
+    "device": "device_cmd",
 }
 
 
