@@ -212,3 +212,38 @@ def test_aarch64_under_qemu_int8_embeddings_and_agreement(aarch64_runner, tiny_e
     print(f"[aarch64 int8 beam 4] cosines {np.round(cos, 6)}; tokens equal {[x == y for x, y in zip(cpp['captions'], py['captions'])]}"
           f"; common prefix lengths {prefix}")
     assert cos.min() >= 0.999
+
+
+# --- the trained demo model: every ExecuTorch build gives the same tokens --------------
+
+@pytest.fixture(scope="module")
+def demo_executorch(tmp_path_factory):
+    from atom_deploy.model_source import DEMO_FOLDER, KIT_WEIGHTS
+    from conftest import atom_deploy
+
+    if not (DEMO_FOLDER / KIT_WEIGHTS).is_file():
+        pytest.skip("demo weights not shipped")
+    out = tmp_path_factory.mktemp("demo")
+    atom_deploy("export", "--model", "demo", "--backend", "executorch", "--out", str(out), check=True)
+    return out / "executorch"
+
+
+def test_demo_int8_tokens_equal_across_python_host_and_aarch64(host_runner, aarch64_runner, demo_executorch, tmp_path):
+    """On a trained model the int8 logits have real margins, so the arm64 int8 kernels under
+    qemu cortex-a76 must give exactly the tokens of x86 (host C++) and of the Python runner."""
+    from atom_deploy.eval.data import load_eval_set
+    from atom_runner.session import Session
+
+    eval_set = load_eval_set(3, seed=0)
+    clips = []
+    for i, clip in enumerate(eval_set.clips):
+        clip.tofile(tmp_path / f"clip{i}.bin")
+        clips.append(str(tmp_path / f"clip{i}.bin"))
+    with Session(demo_executorch, overlap="off") as session:
+        for beam in (1, 4):
+            py = [python_tokens(session, clip, beam) for clip in eval_set.clips]
+            host = cpp_side(host_runner, demo_executorch, clips, beam)
+            arm = cpp_side(aarch64_runner, demo_executorch, clips, beam)
+            assert host["captions"] == py, f"host C++ vs Python, beam {beam}"
+            assert arm["captions"] == py, f"aarch64 (qemu cortex-a76) vs Python, beam {beam}"
+            assert cosines(arm["embeddings"], host["embeddings"]).min() >= 0.999
