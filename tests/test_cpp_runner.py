@@ -247,3 +247,25 @@ def test_demo_int8_tokens_equal_across_python_host_and_aarch64(host_runner, aarc
             assert host["captions"] == py, f"host C++ vs Python, beam {beam}"
             assert arm["captions"] == py, f"aarch64 (qemu cortex-a76) vs Python, beam {beam}"
             assert cosines(arm["embeddings"], host["embeddings"]).min() >= 0.999
+
+
+def test_demo_pipeline_script_equals_the_python_pipeline(host_runner, demo_executorch, tmp_path):
+    """The C++ pipeline asks the decoder in the kit's assembly format, so its script is the
+    Python pipeline's script for the same ranked captions, token for token."""
+    from atom_deploy.eval.data import load_eval_set
+    from atom_deploy.pipelines.script import write_script
+    from atom_runner.session import Session
+
+    eval_set = load_eval_set(4, seed=1)
+    clips = []
+    for i, clip in enumerate(eval_set.clips):
+        clip.tofile(tmp_path / f"clip{i}.bin")
+        clips.append(str(tmp_path / f"clip{i}.bin"))
+    request = "show the red objects"
+    cpp = run_json(host_runner, "pipeline", "--artifacts", str(demo_executorch), "--prompt", request, "--top", "3", *clips)
+    with Session(demo_executorch, overlap="off") as session:
+        captions = [session.caption(clip) for clip in eval_set.clips]
+        assert cpp["captions"] == captions
+        ranked = [row["clip"] for row in cpp["ranked"]]
+        expected = write_script(session, [captions[i] for i in ranked], request)
+    assert cpp["script"]["text"] == expected.text

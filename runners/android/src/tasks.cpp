@@ -1,3 +1,4 @@
+#include <cctype>
 #include "tasks.h"
 
 #include <algorithm>
@@ -129,6 +130,22 @@ std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t 
   return out;
 }
 
+// The task format is line-based, so a caption or request becomes one line (Python's clean_caption).
+static std::string one_line(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (unsigned char c : text) {
+    if (std::isspace(c) || c < 0x20 || c == 0x7f) {
+      space = !out.empty();
+    } else {
+      if (space) out += ' ';
+      out += char(c);
+      space = false;
+    }
+  }
+  return out;
+}
+
 std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
                           size_t top, bool overlap) {
   auto t0 = Clock::now();
@@ -143,15 +160,18 @@ std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, cons
   embs.pop_back();
   auto ranked = rank(embs, query, top);
   double embed_s = since(s);
-  // The script prompt: the chosen captions in clip order, then the user's prompt.
-  std::vector<size_t> chosen;
-  for (const auto& p : ranked) chosen.push_back(p.first);
-  std::sort(chosen.begin(), chosen.end());
-  std::string script_prompt;
-  for (size_t i : chosen) script_prompt += caps[i].text + "\n";
-  script_prompt += prompt;
+  // The script prompt in the kit's assembly format (atom_deploy/demo/task_formats.py), the
+  // one the decoder is trained on: the top captions as a 0-based list in rank order, then
+  // the request and the cue. A script's "clip <i>" then names the i-th ranked clip.
+  std::string script_prompt = "clips:";
+  for (size_t i = 0; i < ranked.size(); ++i) script_prompt += "\n" + std::to_string(i) + ": " + one_line(caps[ranked[i].first].text);
+  script_prompt += "\nrequest: " + one_line(prompt) + "\nscript:";
+  // As in Python: at least decode_steps, and all the room the prompt leaves.
+  const auto& m = r.manifest();
+  int prompt_len = int(r.tokenizer().encode(script_prompt).size());
+  int steps = std::max(m.decode_steps, m.max_context - 1 - prompt_len);
   s = Clock::now();
-  Decoded script = r.generate(script_prompt, beam, r.manifest().decode_steps);
+  Decoded script = r.generate(script_prompt, beam, steps);
   double gen_s = since(s);
   std::string out = "{\"captions\":[";
   for (size_t i = 0; i < caps.size(); ++i) out += (i ? "," : "") + json_quote(caps[i].text);
