@@ -120,7 +120,7 @@ def push_bundle(adb, bundle: Path) -> tuple[int, int]:
 def push_files(adb, paths: list[Path], sub: str) -> list[str]:
     """Push local files into DEVICE_DIR/sub (sha256-skipping); returns their paths relative to DEVICE_DIR."""
     from atom_deploy.device import DEVICE_DIR, DeviceError
-    from atom_deploy.device.bundle import _sha256
+    from atom_runner.manifest import sha256_file
 
     if not paths:
         return []
@@ -130,7 +130,7 @@ def push_files(adb, paths: list[Path], sub: str) -> list[str]:
     for p in paths:
         if not Path(p).is_file():
             raise DeviceError(f"clip {p} does not exist")
-        if on_device.get(Path(p).name) != _sha256(Path(p)):
+        if on_device.get(Path(p).name) != sha256_file(Path(p)):
             adb.push(str(p), f"{DEVICE_DIR}/{sub}/{Path(p).name}")
         out.append(f"{sub}/{Path(p).name}")
     return out

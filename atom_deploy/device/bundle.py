@@ -7,7 +7,6 @@ bundled glibc loader, so nothing depends on Android's bionic (the no-NDK route).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -15,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from atom_deploy.device.adb import DeviceError
+from atom_runner.manifest import sha256_file
 
 DEVICE_DIR = "/data/local/tmp/atom"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
@@ -71,15 +71,7 @@ def make_bundle(artifacts: Path, out: Path, binary: Path | None = None) -> dict:
         todo += needed(path)
     shutil.copy2(SYSROOT / "lib" / LOADER, out / LOADER)
     shutil.copytree(artifacts, out / "artifacts")
-    files = {str(p.relative_to(out)): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(out)): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
     record = {"device_dir": DEVICE_DIR, "run": f"./{LOADER} --library-path . ./atom_runner", "files": files}
     (out / BUNDLE_MANIFEST).write_text(json.dumps(record, indent=1))
     return record
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
