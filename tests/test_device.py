@@ -96,6 +96,32 @@ def test_bench_on_device(setup):
     assert out["peak_rss_kb"] > 0 and out["overlapped"]["overlap"] is True
 
 
+def test_reuse_bench_through_the_device_runner(setup, tmp_path):
+    """atom-deploy bench --device: both variants as fresh atom_runner processes on the "phone"."""
+    from conftest import atom_deploy
+
+    out = tmp_path / "bench"
+    result = atom_deploy("bench", "--device", "--bundle", str(setup["bundle"]), "--clips", "2", "--repeat", "1",
+                         "--beam", "2", "--out", str(out), env=setup["env"], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "bench.json").read_text())
+    print("device reuse bench (qemu cortex-a76):", json.dumps(summary["ratios"]))
+    assert [r["variant"] for r in summary["runs"]] == ["no_reuse", "atom"]
+    runs = {r["variant"]: r for r in summary["runs"]}
+    # The no-reuse pipeline loads the decoder again for the script; ATOM loads each module once.
+    assert runs["no_reuse"]["loads"] == {"video_encoder": 1, "decoder": 2, "minilm": 1}
+    assert runs["atom"]["loads"] == {"video_encoder": 1, "decoder": 1, "minilm": 1}
+    for run in runs.values():
+        assert {"load", "captioning", "index", "script", "retrieval_done", "assembly_done"} <= set(run["seconds"])
+        assert run["seconds"]["assembly_done"] >= run["seconds"]["retrieval_done"] > 0
+        assert set(run["peak_mb"]) == {"load", "run"} and min(run["peak_mb"].values()) > 0
+    # Same bundle, same clips, same decode loop: the two variants compute the same pipeline.
+    assert runs["atom"]["outputs"] == runs["no_reuse"]["outputs"]
+    assert len(runs["atom"]["outputs"]["captions"]) == 2
+    assert summary["config"]["device"] == "fake0" and summary["config"]["model"] == "tiny"
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG" and "end-to-end video assembly" in result.stdout
+
+
 def one_line_error(out: subprocess.CompletedProcess) -> str:
     assert out.returncode == 1, out.stderr
     lines = [l for l in out.stderr.strip().splitlines() if l.strip()]

@@ -6,6 +6,8 @@
 //   atom_runner generate --artifacts DIR [--beam 1] [--steps N] PROMPT
 //   atom_runner pipeline --artifacts DIR --prompt TEXT [--top K] [--beam 4] CLIP.bin...
 //   atom_runner bench    --artifacts DIR [--iters 3] [--beam 4] CLIP.bin...
+//   atom_runner reuse-bench --artifacts DIR --variant no_reuse|atom --prompt TEXT [--beam 4] CLIP.bin...
+//                                  (one run of one `atom-deploy bench --device` variant)
 //   atom_runner tokenize --artifacts DIR (--decoder|--minilm) TEXT...   (token ids, for tests)
 // "--" ends the options: later arguments are texts/clips even when they start with "--".
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "reuse_bench.h"
 #include "runner.h"
 #include "tasks.h"
 
@@ -37,14 +40,14 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|tokenize} --artifacts DIR [options] ARGS...\n";
+    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|tokenize} --artifacts DIR [options] ARGS...\n";
 
 Args parse(int argc, char** argv) {
   if (argc < 2) throw std::invalid_argument("missing subcommand");
   Args a;
   a.cmd = argv[1];
   static const char* kValued[] = {"--artifacts", "--beam", "--steps", "--query", "--embeddings",
-                                  "--top",       "--prompt", "--iters"};
+                                  "--top",       "--prompt", "--iters", "--variant"};
   bool options_done = false;
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -86,6 +89,12 @@ int run(const Args& a) {
   if (a.cmd == "bench") {
     std::cout << bench_json(dir, a.positional, to_int(a.get("--beam", "4"), "--beam"),
                             to_int(a.get("--iters", "3"), "--iters"))
+              << "\n";
+    return 0;
+  }
+  if (a.cmd == "reuse-bench") {  // a fresh process per run: it loads what its variant loads
+    std::cout << reuse_variant_json(dir, a.get("--variant"), a.positional, a.get("--prompt"),
+                                    to_int(a.get("--beam", "4"), "--beam"))
               << "\n";
     return 0;
   }

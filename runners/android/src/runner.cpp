@@ -9,26 +9,33 @@ namespace atom {
 using executorch::extension::make_tensor_ptr;
 using executorch::runtime::EValue;
 
-Runner::Runner(const std::string& artifacts) : m_(load_manifest(artifacts)) {
+Runner::Runner(const std::string& artifacts, unsigned modules) : m_(load_manifest(artifacts)) {
   for (const std::string* f : {&m_.encoder_file, &m_.decoder_file, &m_.minilm_file,
                                &m_.decoder_tokenizer, &m_.minilm_tokenizer}) {
     std::ifstream probe(*f);
     if (!probe) throw std::runtime_error("missing artifact file " + *f);
   }
-  encoder_ = std::make_unique<EtModule>("video_encoder", m_.encoder_file, std::vector<std::string>{"forward"});
-  decoder_ = std::make_unique<EtModule>("decoder", m_.decoder_file,
-                                        std::vector<std::string>{"token_embedding", "text_decoder"});
-  minilm_ = std::make_unique<EtModule>("minilm", m_.minilm_file, std::vector<std::string>{"forward"});
+  if (modules & kEncoder)
+    encoder_ = std::make_unique<EtModule>("video_encoder", m_.encoder_file, std::vector<std::string>{"forward"});
+  if (modules & kDecoder) {
+    decoder_ = std::make_unique<EtModule>("decoder", m_.decoder_file,
+                                          std::vector<std::string>{"token_embedding", "text_decoder"});
+    stepper_ = std::make_unique<Stepper>(*decoder_, m_.dim);
+  }
+  if (modules & kMiniLM)
+    minilm_ = std::make_unique<EtModule>("minilm", m_.minilm_file, std::vector<std::string>{"forward"});
   bpe_ = std::make_unique<BpeTokenizer>(m_.decoder_tokenizer);
   wordpiece_ = std::make_unique<WordPieceTokenizer>(m_.minilm_tokenizer, m_.minilm_max_seq);
-  stepper_ = std::make_unique<Stepper>(*decoder_, m_.dim);
   special_ = {m_.bos_id, m_.eos_id, m_.pad_id};
 }
 
 double Runner::load_seconds(const std::string& module) const {
-  if (module == "video_encoder") return encoder_->load_seconds();
-  if (module == "decoder") return decoder_->load_seconds();
-  return minilm_->load_seconds();
+  const EtModule* m = module == "video_encoder" ? encoder_.get() : module == "decoder" ? decoder_.get() : minilm_.get();
+  return m ? m->load_seconds() : 0.0;
+}
+
+static void require(const void* module, const char* name) {
+  if (!module) throw std::logic_error(std::string("this runner was built without the ") + name + " module");
 }
 
 std::vector<float> Runner::read_clip(const std::string& path) const {
@@ -48,6 +55,7 @@ std::vector<float> Runner::read_clip(const std::string& path) const {
 }
 
 std::vector<float> Runner::encode(const std::vector<float>& clip) {
+  require(encoder_.get(), "video_encoder");
   std::vector<executorch::aten::SizesType> shape(m_.clip_shape.begin(), m_.clip_shape.end());
   auto t = make_tensor_ptr(shape, std::vector<float>(clip));
   FloatOut out = encoder_->run("forward", {EValue(*t)});
@@ -57,6 +65,7 @@ std::vector<float> Runner::encode(const std::vector<float>& clip) {
 }
 
 Decoded Runner::decode(const std::vector<int64_t>& prompt_in, const std::vector<float>& prefix, int beam, int steps) {
+  require(decoder_.get(), "decoder");
   if (beam < 1 || beam > m_.max_batch)
     throw std::runtime_error("beam must be between 1 and " + std::to_string(m_.max_batch) + ", got " +
                              std::to_string(beam));
@@ -79,6 +88,7 @@ Decoded Runner::generate(const std::string& prompt, int beam, int steps) {
 }
 
 std::vector<std::vector<float>> Runner::embed(const std::vector<std::string>& texts) {
+  require(minilm_.get(), "minilm");
   if (texts.empty()) throw std::runtime_error("embed got an empty list of texts");
   std::vector<std::vector<float>> out;
   for (size_t start = 0; start < texts.size(); start += size_t(m_.minilm_max_batch)) {

@@ -18,9 +18,13 @@ struct Decoded {
   std::string text;
 };
 
+// Which modules a Runner loads. Tasks use all three; the no-reuse benchmark loads one
+// stage's modules at a time, as a pipeline with a model per stage would.
+enum LoadModules : unsigned { kEncoder = 1, kDecoder = 2, kMiniLM = 4, kAllModules = 7 };
+
 class Runner {
  public:
-  explicit Runner(const std::string& artifacts);
+  explicit Runner(const std::string& artifacts, unsigned modules = kAllModules);
   const Manifest& manifest() const { return m_; }
 
   std::vector<float> read_clip(const std::string& path) const;  // checks size and finiteness
@@ -29,7 +33,7 @@ class Runner {
   Decoded generate(const std::string& prompt, int beam, int steps);
   std::vector<std::vector<float>> embed(const std::vector<std::string>& texts);
 
-  double load_seconds(const std::string& module) const;
+  double load_seconds(const std::string& module) const;  // 0 for a module this Runner did not load
   BpeTokenizer& tokenizer() { return *bpe_; }
 
  private:

@@ -17,7 +17,7 @@ namespace atom {
 using Clock = std::chrono::steady_clock;
 static double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-static std::string num(double v) {
+std::string num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   return buf;
@@ -146,6 +146,15 @@ static std::string one_line(const std::string& text) {
   return out;
 }
 
+std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request) {
+  // The kit's assembly format (atom_deploy/demo/task_formats.py), the one the decoder is
+  // trained on: the top captions as a 0-based list in rank order, then the request and
+  // the cue. A script's "clip <i>" then names the i-th ranked clip.
+  std::string out = "clips:";
+  for (size_t i = 0; i < ranked_captions.size(); ++i) out += "\n" + std::to_string(i) + ": " + one_line(ranked_captions[i]);
+  return out + "\nrequest: " + one_line(request) + "\nscript:";
+}
+
 std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
                           size_t top, bool overlap) {
   auto t0 = Clock::now();
@@ -160,12 +169,9 @@ std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, cons
   embs.pop_back();
   auto ranked = rank(embs, query, top);
   double embed_s = since(s);
-  // The script prompt in the kit's assembly format (atom_deploy/demo/task_formats.py), the
-  // one the decoder is trained on: the top captions as a 0-based list in rank order, then
-  // the request and the cue. A script's "clip <i>" then names the i-th ranked clip.
-  std::string script_prompt = "clips:";
-  for (size_t i = 0; i < ranked.size(); ++i) script_prompt += "\n" + std::to_string(i) + ": " + one_line(caps[ranked[i].first].text);
-  script_prompt += "\nrequest: " + one_line(prompt) + "\nscript:";
+  std::vector<std::string> top_captions;
+  for (const auto& [clip, score] : ranked) top_captions.push_back(caps[clip].text);
+  std::string script_prompt = assembly_prompt(top_captions, prompt);
   // As in Python: at least decode_steps, and all the room the prompt leaves.
   const auto& m = r.manifest();
   int prompt_len = int(r.tokenizer().encode(script_prompt).size());

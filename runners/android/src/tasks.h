@@ -23,12 +23,15 @@ std::string embed_json(const std::vector<std::vector<float>>& embs);
 std::vector<std::pair<size_t, double>> rank(const std::vector<std::vector<float>>& index,
                                             const std::vector<float>& query, size_t top);
 std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t dim);
+// The script prompt of video assembly: ranked captions, the request, the cue.
+std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request);
 std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
                           size_t top, bool overlap);
 std::string bench_json(const std::string& artifacts, const std::vector<std::string>& clips, int beam, int iters);
 
 double peak_rss_kb();  // VmHWM from /proc/self/status
 std::string decoded_json(const Decoded& d);
+std::string num(double v);  // shortest round-trip-ish JSON number
 std::string floats_json(const std::vector<float>& v);
 
 }  // namespace atom
