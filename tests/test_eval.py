@@ -266,3 +266,17 @@ def test_ablation_variants_follow_the_default_export(tmp_path):
         parse_variant_args(["clip64=/nowhere"])
     with pytest.raises(AtomError, match="no executorch"):
         parse_variant_args([f"clip112={tmp_path}"])
+
+
+def test_fail_on_bound_gates_the_exit_code(capsys):
+    from atom_deploy.cli.eval_cmd import bounds_exit_code
+    from atom_deploy.eval.bounds import check_rows
+
+    metrics = {"eager fp32": {"cider": 40.0, "r1": 30.0}, "onnx int8": {"cider": 37.0, "r1": 29.0}}
+    checks = check_rows(metrics)  # a 3.0 CIDEr drop: over the paper's 1.5
+    assert [c.passed for c in checks] == [False, True]
+    assert bounds_exit_code(checks, fail_on_bound=False) == 0  # report-only by default
+    assert bounds_exit_code(checks, fail_on_bound=True) == 1
+    assert "onnx int8 CIDEr drop 3.000 > 1.5" in capsys.readouterr().err
+    metrics["onnx int8"]["cider"] = 39.0
+    assert bounds_exit_code(check_rows(metrics), fail_on_bound=True) == 0

@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stsb", type=Path, default=DEFAULT_STSB, help="STS-B dev TSV (score, sentence1, sentence2)")
     p.add_argument("--stsb-pairs", type=int, default=0, help="use only the first N STS-B pairs (0: all)")
     p.add_argument("--no-stsb", action="store_true", help="skip STS-B")
+    p.add_argument("--fail-on-bound", action="store_true",
+                   help="exit 1 when an int8 bound (CIDEr, R@1, backend gap, STS-B) fails, after writing the report")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its JVM needs ~2 GB)")
     p.add_argument("--ablations", action="store_true",
                    help="beam 1/4, steps 12/23, clip 112/224, frames 2/6 (builds variant exports unless given)")
@@ -86,7 +88,17 @@ def run(args: argparse.Namespace) -> int:
     print(console(report))
     for path in write_outputs(report, args.out):
         print(f"wrote {path}")
-    return 0
+    return bounds_exit_code(checks, args.fail_on_bound)
+
+
+def bounds_exit_code(checks, fail_on_bound: bool) -> int:
+    """1 when asked to gate and any bound failed (named on stderr); else 0."""
+    failed = [c for c in checks if not c.passed]
+    if not (fail_on_bound and failed):
+        return 0
+    names = "; ".join(f"{c.row} {c.metric} {c.value:.3f} > {c.bound}" for c in failed)
+    print(f"atom-deploy eval: error: {len(failed)} bound(s) failed: {names}", file=sys.stderr)
+    return 1
 
 
 def _log(message: str) -> None:
