@@ -60,7 +60,8 @@ class Session:
         self.stats.runtime_import_seconds = import_runtime(self.backend)
         if threads and self.backend == "executorch":
             set_executorch_threads(threads)
-        self.overlap = _resolve_overlap(overlap, self.backend)
+        encoder_bytes = sum(p.stat().st_size for p in files[Module.VIDEO_ENCODER].values())
+        self.overlap = _resolve_overlap(overlap, self.backend, encoder_bytes)
         self.encoder = self._load_encoder(files[Module.VIDEO_ENCODER], threads or 0)
         self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
         self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
@@ -208,11 +209,21 @@ def _find_manifest(folder: Path, backend: str | None) -> Manifest:
     return manifest
 
 
-def _resolve_overlap(mode: str, backend: str) -> str:
+# ExecuTorch's encoder worker process costs seconds to start (Python, runtime import,
+# module load: 4 s for the demo model on a 2-core x86). It pays back only for an encoder
+# slow enough to hide much behind decoding; file size stands in for its compute. The
+# demo encoder (int8, ~3 MB) encodes a clip in ~0.1 s: overlap would save less than the
+# start costs. A CLIP-ViT-B encoder (~90 MB int8) takes seconds per clip.
+PROCESS_OVERLAP_MIN_ENCODER_BYTES = 32 * 1024 * 1024
+
+
+def _resolve_overlap(mode: str, backend: str, encoder_bytes: int) -> str:
     if mode != "auto":
         return mode
     # ONNX Runtime releases the GIL, so a thread overlaps; ExecuTorch's bindings do not.
-    return "thread" if backend == "onnx" else "process"
+    if backend == "onnx":
+        return "thread"
+    return "process" if encoder_bytes >= PROCESS_OVERLAP_MIN_ENCODER_BYTES else "off"
 
 
 def _dynamic_max(module: dict, axis: int) -> int:
