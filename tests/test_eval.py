@@ -268,6 +268,26 @@ def test_ablation_variants_follow_the_default_export(tmp_path):
         parse_variant_args([f"clip112={tmp_path}"])
 
 
+def test_fact_check_reads_captions_against_their_scenes():
+    from atom_deploy.eval.facts import score_facts
+
+    samples = list(make_split("test", 12, 0))
+    scenes = [s.scene for s in samples]
+    # Every reference wording is true of its scene: the reader must agree, object for object.
+    for k in range(5):
+        truth = score_facts([s.captions[k] for s in samples], scenes)
+        assert truth.objects == truth.counts == 100.0, k
+    exact = score_facts([s.canonical for s in samples], scenes)
+    assert exact.objects == exact.motions == exact.counts == 100.0
+    # A caption from another clip is mostly wrong; an empty one names nothing.
+    shifted = score_facts([samples[(i + 1) % 12].canonical for i in range(12)], scenes)
+    assert shifted.objects < 30 and shifted.motions < 30
+    empty = score_facts([""] * 12, scenes)
+    assert empty.objects == empty.motions == empty.backgrounds == 0.0
+    with pytest.raises(ValueError, match="one caption per scene"):
+        score_facts(["a red square"], scenes)
+
+
 def test_fail_on_bound_gates_the_exit_code(capsys):
     from atom_deploy.cli.eval_cmd import bounds_exit_code
     from atom_deploy.eval.bounds import check_rows

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from atom_deploy.demo import make_split
+from atom_deploy.demo.scene import Scene
 from atom_deploy.video.preprocess import ClipSpec, to_clip_tensor
 from atom_runner.errors import AtomError
 
@@ -26,6 +27,7 @@ class EvalSample:
     canonical: str
     references: tuple[str, ...]  # scored against by the caption metrics
     query: str  # held-out reference, the retrieval query
+    scene: Scene  # the ground truth, for the fact check (eval/facts.py)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def load_eval_set(count: int, seed: int, num_frames: int = 6, size: int = 224, r
     samples, clips = [], []
     for sample in make_split(SPLIT, count, seed, num_frames=num_frames, size=render_size or size):
         *refs, query = sample.captions
-        samples.append(EvalSample(sample.id, sample.canonical, tuple(refs), query))
+        samples.append(EvalSample(sample.id, sample.canonical, tuple(refs), query, sample.scene))
         clips.append(to_clip_tensor(list(sample.frames()), spec))
     return EvalSet(tuple(samples), tuple(clips), spec, seed)
 

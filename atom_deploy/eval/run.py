@@ -14,6 +14,7 @@ from atom_deploy.eval.bounds import BoundCheck, check_rows, check_stsb
 from atom_deploy.eval.caption_metrics import CaptionScores, score_captions
 from atom_deploy.eval.captioning import caption_clips
 from atom_deploy.eval.data import EvalSet
+from atom_deploy.eval.facts import FactScores, score_facts
 from atom_deploy.eval.retrieval import RetrievalScores, caption_retrieval
 from atom_deploy.eval.rows import RowSpec, open_row
 from atom_deploy.eval.stsb import StsPair, StsResult, evaluate_stsb
@@ -30,6 +31,7 @@ class RowResult:
     seconds_per_clip: float
     captions: tuple[str, ...]
     stsb: StsResult | None
+    facts: FactScores
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def evaluate_rows(
                 log(f"{row.name}: STS-B ({len(stsb_pairs)} pairs)")
                 stsb = evaluate_stsb(session.embed, stsb_pairs)
         scores = score_captions(dict(zip(eval_set.ids, run.captions)), eval_set.references(), meteor=meteor)
-        results.append(RowResult(row.name, scores, retrieval, run.seconds_per_clip, run.captions, stsb))
+        facts = score_facts(run.captions, [s.scene for s in eval_set.samples])
+        results.append(RowResult(row.name, scores, retrieval, run.seconds_per_clip, run.captions, stsb, facts))
     metrics = {r.name: {"cider": r.scores.cider, "r1": r.retrieval.r1} for r in results}
     checks = check_rows(metrics) + check_stsb({r.name: r.stsb.pearson for r in results if r.stsb})
     return results, checks
