@@ -60,6 +60,7 @@ def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path)
     first, second = _smoke_train(tmp_path / "a"), _smoke_train(tmp_path / "b")
     assert first["steps_done"] == 2 and first["train_config"]["seed"] == 0
     assert 0 < first["final_caption_loss"] < 10 and 0 < first["final_text_loss"] < 10
+    assert 0 < first["final_attribute_loss"] < 1000
     a, b = load_file(str(tmp_path / "a" / KIT_WEIGHTS)), load_file(str(tmp_path / "b" / KIT_WEIGHTS))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     model = resolve_model(str(tmp_path / "a")).build()  # the kit loader accepts what training wrote
@@ -67,13 +68,32 @@ def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path)
     assert json.loads((tmp_path / "a" / "training.json").read_text())["history"][-1]["step"] == 2
 
 
+def test_attribute_targets_name_exactly_the_scene_facts():
+    from atom_deploy.demo.scene import Background, Scene, SceneObject
+    from atom_deploy.training.attributes import ATTRIBUTES, AttributeProbe, attribute_vector, scene_attributes
+
+    scene = Scene(
+        objects=(SceneObject("square", "red", "small", "moves left", (0.5, 0.5)),
+                 SceneObject("ring", "blue", "large", "grows", (0.2, 0.2))),
+        background=Background("striped", "grey"), camera_pan=True,
+    )
+    facts = set(scene_attributes(scene))
+    assert {"red+square", "blue+ring", "red+moves left", "blue+grows", "red+small", "objects=2",
+            "background=grey", "background=striped", "camera_pan"} <= facts
+    assert not {"red+ring", "blue+square", "red+grows", "objects=1"} & facts  # no cross-object binding
+    vector = attribute_vector(scene)
+    assert vector.sum() == len(facts) and {ATTRIBUTES[i] for i in vector.nonzero().flatten().tolist()} == facts
+    assert AttributeProbe(dim=8)(torch.randn(3, 49, 8)).shape == (3, len(ATTRIBUTES))
+
+
 # --- the shipped model ---------------------------------------------------------------
 
 shipped = pytest.mark.skipif(not (DEMO_FOLDER / KIT_WEIGHTS).is_file(), reason="demo weights not shipped")
 DEMO_PACKAGE_BUDGET = 25 * 1024 * 1024  # the limit for weights + tokenizer
-# Greedy CIDEr of ONNX int8 on test clips 0-19 (seed 0): the shipped model measured 41.0;
-# random weights score under 1. A broken export, loader or tokenizer falls far below 30.
-MIN_GREEDY_CIDER = 30.0
+# Greedy CIDEr of ONNX int8 on test clips 0-19 (seed 0): the shipped model measured 74.7
+# (the earlier 1,000-step model 41.0; random weights under 1). The margin absorbs int8
+# kernels that differ between CPUs; a broken export, loader or tokenizer falls far below.
+MIN_GREEDY_CIDER = 60.0
 
 
 @shipped

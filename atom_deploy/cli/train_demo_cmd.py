@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-batch", type=int, default=DEFAULTS.text_batch)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
     p.add_argument("--warmup", type=int, default=DEFAULTS.warmup)
+    p.add_argument("--attribute-weight", type=float, default=DEFAULTS.attribute_weight,
+                   help="weight of the training-only attribute probe's loss; 0 turns it off")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=int, default=DEFAULTS.threads)
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         seed=args.seed, steps=args.steps, caption_batch=args.caption_batch, text_batch=args.text_batch,
         lr=args.lr, warmup=args.warmup, threads=args.threads, save_every=args.save_every,
+        attribute_weight=args.attribute_weight,
     )
     record = train_demo(args.out, config)
     print(f"trained {record['steps_done']} steps in {record['seconds']:.0f} s: caption loss "

@@ -20,6 +20,7 @@ import torch
 
 from atom_deploy.demo import sample_at
 from atom_deploy.demo.dataset import text_example_at
+from atom_deploy.training.attributes import attribute_vector
 from atom_deploy.video.preprocess import ClipSpec, to_clip_tensor
 
 IGNORE = -100  # label of positions that carry no loss
@@ -36,6 +37,7 @@ class CaptionBatch:
     clips: torch.Tensor  # [B, 3, T, S, S] float32, CLIP-normalised
     targets: torch.Tensor  # [B, L] int64, right-padded with pad_id
     lengths: torch.Tensor  # [B] tokens per target, EOS included
+    attributes: torch.Tensor  # [B, len(ATTRIBUTES)] 0/1: the scene's facts, for the attribute probe
 
 
 @dataclass
@@ -65,15 +67,17 @@ class Encoding:
 
 
 def caption_batch(encoding: Encoding, spec: ClipSpec, seed: int, start: int, size: int) -> CaptionBatch:
-    clips, targets = [], []
+    clips, targets, attributes = [], [], []
     for index in range(start, start + size):
         sample = sample_at("train", index, seed, spec.num_frames, spec.size)
         clips.append(to_clip_tensor(list(sample.frames()), spec)[0])
         targets.append(encoding.caption(sample.canonical))
+        attributes.append(attribute_vector(sample.scene))
     return CaptionBatch(
         torch.from_numpy(np.stack(clips)),
         _pad(targets, encoding.pad_id),
         torch.tensor([len(t) for t in targets]),
+        torch.stack(attributes),
     )
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from atom_deploy.models import Decoder, VideoEncoder
+from atom_deploy.models import Decoder
 from atom_deploy.training.examples import IGNORE, CaptionBatch, TextBatch
 
 
@@ -31,8 +31,8 @@ def hidden_states(decoder: Decoder, embeds: Tensor) -> Tensor:
     return decoder.norm(x)
 
 
-def caption_loss(encoder: VideoEncoder, decoder: Decoder, batch: CaptionBatch, bos_id: int) -> Tensor:
-    prefix = encoder(batch.clips)  # [B, N_vis, D]
+def caption_loss(decoder: Decoder, prefix: Tensor, batch: CaptionBatch, bos_id: int) -> Tensor:
+    # prefix: the encoder's output for batch.clips [B, N_vis, D], shared with the attribute probe
     B, n_vis, _ = prefix.shape
     bos = decoder.embed(torch.full((B, 1), bos_id, dtype=torch.long))
     # The last target (EOS) is never an input.
