@@ -278,12 +278,12 @@ def test_fact_check_reads_captions_against_their_scenes():
         truth = score_facts([s.captions[k] for s in samples], scenes)
         assert truth.objects == truth.counts == 100.0, k
     exact = score_facts([s.canonical for s in samples], scenes)
-    assert exact.objects == exact.motions == exact.counts == 100.0
+    assert exact.colours == exact.objects == exact.motions == exact.counts == 100.0
     # A caption from another clip is mostly wrong; an empty one names nothing.
     shifted = score_facts([samples[(i + 1) % 12].canonical for i in range(12)], scenes)
     assert shifted.objects < 30 and shifted.motions < 30
     empty = score_facts([""] * 12, scenes)
-    assert empty.objects == empty.motions == empty.backgrounds == 0.0
+    assert empty.colours == empty.objects == empty.motions == empty.backgrounds == 0.0
     with pytest.raises(ValueError, match="one caption per scene"):
         score_facts(["a red square"], scenes)
 

@@ -20,7 +20,7 @@ from atom_deploy.eval.caption_metrics import clean
 from atom_deploy.eval.run import EvalReport
 
 ROW_FIELDS = ("row", "bleu4", "meteor", "rouge_l", "cider", "r1", "r5", "r10", "median_rank", "gallery",
-              "objects_right", "motions_right", "counts_right", "backgrounds_right",
+              "colours_right", "objects_right", "motions_right", "counts_right", "backgrounds_right",
               "seconds_per_clip", "stsb_pearson", "stsb_spearman", "cider_drop", "cider_drop_ok",
               "r1_drop", "r1_drop_ok", "bounds_reference", "backend_cider_gap", "backend_cider_gap_ok",
               "stsb_drop", "stsb_drop_ok")
@@ -48,7 +48,7 @@ def row_records(report: EvalReport) -> list[dict]:
         record.update(row=r.name, bleu4=_r(r.scores.bleu4), meteor=_r(r.scores.meteor), rouge_l=_r(r.scores.rouge_l),
                       cider=_r(r.scores.cider), r1=_r(r.retrieval.r1), r5=_r(r.retrieval.r5), r10=_r(r.retrieval.r10),
                       median_rank=r.retrieval.median_rank, gallery=r.retrieval.gallery,
-                      seconds_per_clip=_r(r.seconds_per_clip, 4), objects_right=_r(r.facts.objects, 1),
+                      seconds_per_clip=_r(r.seconds_per_clip, 4), colours_right=_r(r.facts.colours, 1), objects_right=_r(r.facts.objects, 1),
                       motions_right=_r(r.facts.motions, 1), counts_right=_r(r.facts.counts, 1),
                       backgrounds_right=_r(r.facts.backgrounds, 1))
         if r.stsb:
@@ -94,8 +94,9 @@ def console(report: EvalReport) -> str:
           d["seconds_per_clip"], d["stsb_pearson"]) for d in records],
     ))
     parts.append(format_table(
-        ("row", "objects named right %", "motions right %", "object counts right %", "backgrounds right %"),
-        [(d["row"], d["objects_right"], d["motions_right"], d["counts_right"], d["backgrounds_right"]) for d in records],
+        ("row", "colours right %", "colour + kind right %", "motions right %", "object counts right %",
+         "backgrounds right %"),
+        [(d["row"], d["colours_right"], d["objects_right"], d["motions_right"], d["counts_right"], d["backgrounds_right"]) for d in records],
     ))
     if report.checks:
         parts.append(format_table(
