@@ -177,7 +177,7 @@ std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, cons
   int prompt_len = int(r.tokenizer().encode(script_prompt).size());
   int steps = std::max(m.decode_steps, m.max_context - 1 - prompt_len);
   s = Clock::now();
-  Decoded script = r.generate(script_prompt, beam, steps);
+  Decoded script = r.generate(script_prompt, 1, steps);  // greedy, as the Python pipelines: --beam is for captions
   double gen_s = since(s);
   std::string out = "{\"captions\":[";
   for (size_t i = 0; i < caps.size(); ++i) out += (i ? "," : "") + json_quote(caps[i].text);
