@@ -229,13 +229,14 @@ def test_long_prompt_is_truncated_with_a_warning(sessions):
     assert any(issubclass(w.category, PromptTruncatedWarning) for w in caught)
 
 
-def test_auto_overlap_starts_a_worker_process_only_for_a_large_executorch_encoder(tiny_exports):
+def test_auto_overlap_picks_a_mode_that_pays_on_this_model_and_machine(tiny_exports):
     from atom_runner.session import PROCESS_OVERLAP_MIN_ENCODER_BYTES, _resolve_overlap
 
     big, small = PROCESS_OVERLAP_MIN_ENCODER_BYTES, PROCESS_OVERLAP_MIN_ENCODER_BYTES - 1
     assert _resolve_overlap("auto", "executorch", big) == "process"
     assert _resolve_overlap("auto", "executorch", small) == "off"  # the start would cost more than it hides
-    assert _resolve_overlap("auto", "onnx", small) == "thread"
+    assert _resolve_overlap("auto", "onnx", small, cores=8) == "thread"
+    assert _resolve_overlap("auto", "onnx", small, cores=2) == "off"  # ORT already fills both cores
     assert _resolve_overlap("process", "executorch", small) == "process"  # an explicit mode is kept
     with Session(tiny_exports["int8"], backend="executorch") as s:  # tiny's encoder is well under the bar
         assert s.overlap == "off"
