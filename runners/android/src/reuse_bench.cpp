@@ -36,14 +36,8 @@ struct Meter {
 };
 
 std::vector<size_t> top_clips(Runner& minilm, const std::vector<Decoded>& captions, const std::string& prompt) {
-  std::vector<std::string> texts;
-  for (const auto& c : captions) texts.push_back(c.text);
-  texts.push_back(prompt);
-  auto vectors = minilm.embed(texts);
-  std::vector<float> query = vectors.back();
-  vectors.pop_back();
   std::vector<size_t> top;
-  for (const auto& [clip, score] : rank(vectors, query, kTop)) top.push_back(clip);
+  for (const auto& [clip, score] : rank_captions(minilm, captions, prompt, kTop)) top.push_back(clip);
   return top;
 }
 

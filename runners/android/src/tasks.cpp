@@ -146,6 +146,17 @@ static std::string one_line(const std::string& text) {
   return out;
 }
 
+std::vector<std::pair<size_t, double>> rank_captions(Runner& r, const std::vector<Decoded>& captions,
+                                                    const std::string& prompt, size_t top) {
+  std::vector<std::string> texts;
+  for (const auto& c : captions) texts.push_back(c.text);
+  texts.push_back(prompt);  // embedded in the same MiniLM call as the captions
+  auto embs = r.embed(texts);
+  std::vector<float> query = embs.back();
+  embs.pop_back();
+  return rank(embs, query, top);
+}
+
 std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request) {
   // The kit's assembly format (atom_deploy/demo/task_formats.py), the one the decoder is
   // trained on: the top captions as a 0-based list in rank order, then the request and
@@ -161,13 +172,7 @@ std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, cons
   CaptionTimings ct;
   std::vector<Decoded> caps = caption_clips(r, clips, beam, overlap, ct);
   auto s = Clock::now();
-  std::vector<std::string> texts;
-  for (const auto& c : caps) texts.push_back(c.text);
-  texts.push_back(prompt);
-  auto embs = r.embed(texts);
-  std::vector<float> query = embs.back();
-  embs.pop_back();
-  auto ranked = rank(embs, query, top);
+  auto ranked = rank_captions(r, caps, prompt, top);
   double embed_s = since(s);
   std::vector<std::string> top_captions;
   for (const auto& [clip, score] : ranked) top_captions.push_back(caps[clip].text);

@@ -22,6 +22,9 @@ std::string embed_json(const std::vector<std::vector<float>>& embs);
 // Ranks rows of `index` by dot product with `query` (unit vectors: cosine); stable on ties.
 std::vector<std::pair<size_t, double>> rank(const std::vector<std::vector<float>>& index,
                                             const std::vector<float>& query, size_t top);
+// MiniLM-embeds the captions and the prompt, then ranks the captions against the prompt.
+std::vector<std::pair<size_t, double>> rank_captions(Runner& r, const std::vector<Decoded>& captions,
+                                                    const std::string& prompt, size_t top);
 std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t dim);
 // The script prompt of video assembly: ranked captions, the request, the cue.
 std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request);
