@@ -32,8 +32,8 @@ class DeviceBenchRequest:
 
 
 def run_device_bench(request: DeviceBenchRequest, progress: Callable[[str], None] = print) -> dict:
-    from atom_deploy.cli.device_cmd import push_bundle, push_files, run_runner
     from atom_deploy.device import Adb
+    from atom_deploy.device.remote import push_bundle, push_files, run_runner
 
     artifacts = request.bundle / "artifacts"
     if not (request.bundle / "bundle.json").is_file():
