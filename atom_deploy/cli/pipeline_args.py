@@ -28,6 +28,24 @@ def open_index(index_path: Path, session: Session, create: bool = True):
     return ClipIndex(index_path, manifest_sha256(session), artifacts_label(session), create=create)
 
 
+def answer_about_video(args: argparse.Namespace, task, extra: dict | None = None) -> int:
+    """summarize / ask: caption the video's clips (through --index when given), then run
+    `task(session, index, options)` on the same decoder and print its answer."""
+    from contextlib import nullcontext
+
+    from atom_deploy.cli.runner_args import emit, open_session, show_warnings_as_notes
+    from atom_deploy.pipelines.qa import CaptionOptions
+
+    show_warnings_as_notes()
+    options = CaptionOptions(args.window, args.stride, args.beam, args.progress)
+    with open_session(args, overlap="auto") as session:
+        with open_index(args.index, session) if args.index else nullcontext() as index:
+            result = task(session, index, options)
+    emit(args, {**result.as_dict(), **(extra or {})}, result.text)
+    note(result.note)
+    return 0
+
+
 def note(message: str | None) -> None:
     if message:
         print(f"note: {message}", file=sys.stderr)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import nullcontext
 from pathlib import Path
 
-from atom_deploy.cli.pipeline_args import add_clip_args, add_index_arg, note, open_index
-from atom_deploy.cli.runner_args import add_session_args, emit, open_session, show_warnings_as_notes
+from atom_deploy.cli.pipeline_args import add_clip_args, add_index_arg, answer_about_video
+from atom_deploy.cli.runner_args import add_session_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +19,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from atom_deploy.pipelines.qa import CaptionOptions, summarize
+    from atom_deploy.pipelines.qa import summarize
 
-    show_warnings_as_notes()
-    options = CaptionOptions(args.window, args.stride, args.beam, args.progress)
-    with open_session(args, overlap="auto") as session:
-        with open_index(args.index, session) if args.index else nullcontext() as index:
-            result = summarize(session, args.video, index, options)
-    emit(args, result.as_dict(), result.text)
-    note(result.note)
-    return 0
+    return answer_about_video(args, lambda session, index, options: summarize(session, args.video, index, options))
