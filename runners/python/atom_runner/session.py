@@ -229,7 +229,8 @@ def _resolve_overlap(mode: str, backend: str, encoder_bytes: int, cores: int | N
         return mode
     # ONNX Runtime releases the GIL, so a thread overlaps; ExecuTorch's bindings do not.
     if backend == "onnx":
-        cores = cores if cores is not None else (os.cpu_count() or 1)
+        if cores is None:  # the cores this process may use (a container's cpuset, not the host's count)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return "thread" if cores >= THREAD_OVERLAP_MIN_CORES else "off"
     return "process" if encoder_bytes >= PROCESS_OVERLAP_MIN_ENCODER_BYTES else "off"
 
