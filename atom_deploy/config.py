@@ -9,6 +9,7 @@ in `__post_init__` (gpt-fast style) and unknown keys are an error, never ignored
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,16 +30,34 @@ class VideoEncoderConfig:
     # Visual tokens are average-pooled over pool x pool patches per time step, so the
     # prefix the decoder sees is 1 (class) + (T / tubelet) * (grid / pool)^2 tokens.
     pool: int = 1
+    # A convolutional stem (ViT's "hybrid" input, models/video_encoder.ConvStem): 3x3
+    # convs with these output channels and strides over each tubelet, then one token per
+    # patch_size square by max-pooling. Empty means CLIP's linear patch embedding.
+    stem_channels: tuple[int, ...] = ()
+    stem_strides: tuple[int, ...] = ()
+    # Frames are upscaled (nearest) by this factor before the stem: how a stem model runs
+    # on 112-px frames with its 224-px grid (weights/clip_variant.py).
+    upscale: int = 1
 
     def __post_init__(self) -> None:
-        _require(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
+        # JSON gives lists; the config stays hashable and frozen with tuples.
+        object.__setattr__(self, "stem_channels", tuple(self.stem_channels))
+        object.__setattr__(self, "stem_strides", tuple(self.stem_strides))
+        _require(len(self.stem_channels) == len(self.stem_strides), "stem_channels and stem_strides need one entry per conv")
+        _require(self.upscale >= 1 and (self.upscale == 1 or self.stem_channels), "upscale needs a conv stem")
+        _require(self.patch_size % self.stem_stride == 0, "patch_size must be a multiple of the stem's total stride")
+        _require((self.image_size * self.upscale) % self.patch_size == 0, "image_size must be a multiple of patch_size")
         _require(self.num_frames % self.tubelet == 0, "num_frames must be a multiple of tubelet")
         _require(self.grid % self.pool == 0, "the patch grid must be a multiple of pool")
         _require(self.width % self.heads == 0, "width must be a multiple of heads")
 
     @property
+    def stem_stride(self) -> int:
+        return math.prod(self.stem_strides)
+
+    @property
     def grid(self) -> int:
-        return self.image_size // self.patch_size
+        return self.image_size * self.upscale // self.patch_size
 
     @property
     def time_steps(self) -> int:
@@ -191,14 +210,18 @@ def _mplug2plus() -> ModelConfig:
 
 def demo_architecture() -> ModelConfig:
     # The embedded default, trained on the generated world in under an hour on 2 CPU
-    # cores (atom-deploy train-demo). 28x28 patches give an 8x8 grid at 224, pooled 2x2
-    # to 1 + 3 * 16 = 49 visual tokens, the same prefix length as mplug2plus. The context
-    # holds BOS + 49 + 23 for captions, and 4-5 captions plus an answer for text tasks.
+    # cores (atom-deploy train-demo). A hybrid ViT: a 4-conv stem (stride 8) max-pooled
+    # to 56x56-px patches gives a 4x4 grid per time step, so 1 + 3 * 16 = 49 visual
+    # tokens, the same prefix length as mplug2plus. The linear 28-px patch embedding it
+    # replaces never learned object shapes on this budget (README, "Demo model").
+    # The context holds BOS + 49 + 23 for captions, and 4-5 captions plus an answer for
+    # text tasks.
     return ModelConfig(
         name="demo",
         encoder=VideoEncoderConfig(
-            image_size=224, num_frames=6, patch_size=28, tubelet=2, width=192,
-            layers=4, heads=3, intermediate_size=768, pool=2,
+            image_size=224, num_frames=6, patch_size=56, tubelet=2, width=192,
+            layers=4, heads=3, intermediate_size=768, pool=1,
+            stem_channels=(24, 48, 96, 96), stem_strides=(2, 2, 2, 1),
         ),
         decoder=DecoderConfig(
             vocab_size=768, dim=256, layers=4, heads=4, kv_heads=2, intermediate_size=704,

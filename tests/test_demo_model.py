@@ -25,6 +25,52 @@ def test_smaller_frames_equal_the_original_on_upscaled_frames():
     torch.testing.assert_close(model.encoder(small), original.encoder(upscaled), rtol=1e-4, atol=1e-5)
 
 
+def test_a_conv_stem_model_on_smaller_frames_equals_itself_on_upscaled_frames():
+    # The demo architecture's stem upscales inside the model, so its weights stay as trained.
+    from atom_deploy.models import VideoEncoder
+    from atom_deploy.weights.clip_variant import adapt_encoder
+
+    config = demo_architecture()
+    torch.manual_seed(0)
+    original = VideoEncoder(config.encoder, config.decoder.dim).eval()
+    small_config = variant_config(config, {"clip_size": 112}).encoder
+    small_model = VideoEncoder(small_config, config.decoder.dim).eval()
+    adapt_encoder(original, small_model)
+    assert small_config.clip_shape == (1, 3, 6, 112, 112) and small_config.grid == config.encoder.grid
+    small = torch.randn(1, 3, 6, 112, 112)
+    upscaled = small.repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)
+    with torch.no_grad():
+        torch.testing.assert_close(small_model(small), original(upscaled), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_stem_tokens_follow_the_object():
+    # One token per patch, time-major: a bright square in the top-left patch of the second
+    # tubelet changes that token and no token of the first tubelet.
+    from atom_deploy.models.video_encoder import ConvStem
+
+    encoder = demo_architecture().encoder
+    torch.manual_seed(0)
+    stem = ConvStem(encoder).eval()
+    clip = torch.zeros(1, 3, 6, 224, 224)
+    marked = clip.clone()
+    marked[:, :, 2:4, 10:40, 10:40] = 3.0
+    with torch.no_grad():
+        delta = (stem(marked) - stem(clip)).abs().sum(dim=-1)[0]  # [T' * G * G]
+    per_patch = encoder.grid ** 2
+    assert delta.shape == (encoder.time_steps * per_patch,)
+    assert delta[:per_patch].max() == 0  # first tubelet untouched
+    assert delta[per_patch] > 0  # top-left patch of the second tubelet
+    assert delta[2 * per_patch:].max() == 0
+
+
+@pytest.mark.parametrize("changes", [{"stem_strides": (2, 2)}, {"upscale": 2, "stem_channels": (), "stem_strides": ()}, {"patch_size": 60}])
+def test_bad_stem_configs_are_named(changes):
+    import dataclasses
+
+    with pytest.raises(AtomError, match="invalid config"):
+        dataclasses.replace(demo_architecture().encoder, **changes)
+
+
 def test_fewer_frames_keep_the_middle_time_step():
     model, original = resolve_model("tiny?clip_frames=2").build(), build_model(preset("tiny"))
     assert model.encoder.config.time_steps == 1
@@ -43,7 +89,8 @@ def test_variant_spec_round_trips():
     assert spec == "demo?clip_size=112&clip_frames=2"
     assert split_spec(spec) == ("demo", {"clip_size": 112, "clip_frames": 2})
     assert variant_spec("demo", None, None) == "demo"
-    assert variant_config(demo_architecture(), {"clip_size": 112}).encoder.patch_size == 14
+    assert variant_config(demo_architecture(), {"clip_size": 112}).encoder.upscale == 2
+    assert variant_config(preset("tiny"), {"clip_size": 16}).encoder.patch_size == 4
 
 
 # --- training ------------------------------------------------------------------------

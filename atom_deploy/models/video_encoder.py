@@ -57,6 +57,44 @@ class TubeletEmbedding(nn.Module):
         self.proj.weight.copy_(weight.reshape(c.width, -1))
 
 
+class ConvStem(nn.Module):
+    """Hybrid-ViT input: 3x3 convs + quick-GELU over each tubelet, max-pooled to one token per patch.
+
+    A linear patch embedding must learn every shape at every offset inside its patch, so
+    a small ViT trained from scratch on a CPU budget never learns shapes (the demo model's
+    encoder stayed at chance on object kind; docs in the README). Shared conv filters see
+    a shape wherever it sits, and max-pooling keeps the strongest response per patch.
+    The tubelet's frames are stacked as channels, so the first conv already sees motion.
+    Every op is 4-D or permutes at most 6-D, as XNNPACK requires; the convs stay fp32
+    (the paper quantizes Linear and Embedding only), the token projection is a Linear.
+    """
+
+    def __init__(self, config: VideoEncoderConfig):
+        super().__init__()
+        self.config = config
+        convs, channels = [], 3 * config.tubelet
+        for out, stride in zip(config.stem_channels, config.stem_strides):
+            convs.append(nn.Conv2d(channels, out, kernel_size=3, stride=stride, padding=1))
+            channels = out
+        self.convs = nn.ModuleList(convs)
+        self.proj = nn.Linear(channels, config.width, bias=False)
+
+    def forward(self, clip: Tensor) -> Tensor:
+        # clip: [B, C, T, H, W] -> tokens: [B, T' * G * G, width], time-major like TubeletEmbedding
+        c = self.config
+        B, C, T, H, W = clip.shape
+        t, steps = c.tubelet, T // c.tubelet
+        x = clip.reshape(B, C, steps, t, H, W).permute(0, 2, 1, 3, 4, 5).reshape(B * steps, C * t, H, W)
+        if c.upscale > 1:  # nearest, as a view + copy: no resize op for the backends to support
+            u = c.upscale
+            x = x[:, :, :, None, :, None].expand(B * steps, C * t, H, u, W, u).reshape(B * steps, C * t, H * u, W * u)
+        for conv in self.convs:
+            x = quick_gelu(conv(x))
+        x = F.max_pool2d(x, kernel_size=c.patch_size // c.stem_stride)  # [B*T', C', G, G]
+        x = x.flatten(2).transpose(1, 2).reshape(B, steps * c.num_patches, x.shape[1])
+        return self.proj(x)
+
+
 class EncoderBlock(nn.Module):
     """Pre-LayerNorm transformer block with quick-GELU MLP (CLIP's)."""
 
@@ -93,7 +131,7 @@ class VideoEncoder(nn.Module):
         super().__init__()
         self.config = config
         d = config.width
-        self.patch_embed = TubeletEmbedding(config)
+        self.patch_embed = ConvStem(config) if config.stem_channels else TubeletEmbedding(config)
         self.class_embedding = nn.Parameter(torch.zeros(d))
         # Spatial positions are CLIP's (class + G*G); temporal positions are added per
         # time step, so imported image weights start from zero temporal offsets.
