@@ -6,6 +6,7 @@ the Debian cross toolchain and qemu-user are installed (scripts/setup.sh install
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -157,14 +158,30 @@ def test_missing_file(host_runner, tiny_exports, clips, tmp_path):
     assert out.returncode == 1 and "decoder.pte" in out.stderr and "missing" in out.stderr
 
 
-def test_corrupted_pte(host_runner, tiny_exports, clips, tmp_path):
+def test_corrupted_truncated_or_replaced_artifacts_are_refused_before_loading(host_runner, tiny_exports, clips, tmp_path):
     art = copy_artifacts(tiny_exports["int8"] / "executorch", tmp_path / "a")
-    data = bytearray((art / "video_encoder.pte").read_bytes())
-    data[:64] = b"\x00" * 64
-    (art / "video_encoder.pte").write_bytes(bytes(data))
+    pte = art / "video_encoder.pte"
+    original = pte.read_bytes()
+    data = bytearray(original)
+    data[:64] = b"\x00" * 64  # same size, other bytes: only the digest can tell
+    pte.write_bytes(bytes(data))
     out = run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False)
-    assert out.returncode == 1, out.stderr
-    assert "module video_encoder" in out.stderr and "ExecuTorch error" in out.stderr
+    assert out.returncode == 1 and "video_encoder.pte does not match its sha256" in out.stderr, out.stderr
+    pte.write_bytes(original[: len(original) // 2])
+    out = run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False)
+    assert out.returncode == 1 and "bytes, manifest says" in out.stderr, out.stderr
+    # A manifest rewritten to vouch for the broken file gets past the digest; ExecuTorch's
+    # own check then names the module.
+    pte.write_bytes(bytes(data))
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["modules"]["video_encoder"]["files"][0]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    out = run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False)
+    assert out.returncode == 1 and "module video_encoder" in out.stderr and "ExecuTorch error" in out.stderr
+    # Intact artifacts pass the same check: the runner's digest is Python's.
+    pte.write_bytes(original)
+    shutil.copy(tiny_exports["int8"] / "executorch" / "manifest.json", art / "manifest.json")
+    assert run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False).returncode == 0
 
 
 def test_wrong_clip_size_and_bad_args(host_runner, tiny_exports, clips, tmp_path):

@@ -1,15 +1,43 @@
 #include "manifest.h"
 
+#include <fstream>
 #include <stdexcept>
+
+#include "sha256.h"
 
 namespace atom {
 
+static std::string inside(const Manifest& m, const std::string& file, const std::string& what) {
+  if (file.empty() || file[0] == '/' || file.find("..") != std::string::npos)
+    throw std::runtime_error("manifest: file of " + what + " escapes the artifact folder: " + file);
+  return m.root + "/" + file;
+}
+
+static FileRecord record(const Manifest& m, const Json& entry, const std::string& what) {
+  return FileRecord{inside(m, entry["file"].as_string(), what), entry["sha256"].as_string(),
+                    uint64_t(entry["bytes"].as_int())};
+}
+
+static std::vector<FileRecord> module_records(const Manifest& m, const Json& modules, const std::string& name) {
+  std::vector<FileRecord> out;
+  for (const Json& entry : modules[name]["files"].items) out.push_back(record(m, entry, name));
+  return out;
+}
+
+void verify_file(const FileRecord& r) {
+  std::ifstream probe(r.path, std::ios::binary | std::ios::ate);
+  if (!probe) throw std::runtime_error("missing artifact file " + r.path);
+  const uint64_t size = uint64_t(probe.tellg());
+  if (size != r.bytes)
+    throw std::runtime_error("artifact " + r.path + " has " + std::to_string(size) + " bytes, manifest says " +
+                             std::to_string(r.bytes) + " (truncated or replaced?)");
+  if (sha256_file_hex(r.path) != r.sha256)
+    throw std::runtime_error("artifact " + r.path + " does not match its sha256 in the manifest (corrupted or replaced)");
+}
+
 static std::string module_file(const Manifest& m, const Json& modules, const std::string& name,
                                const std::string& entry) {
-  const std::string& file = modules[name]["entry_points"][entry]["file"].as_string();
-  if (file.empty() || file[0] == '/' || file.find("..") != std::string::npos)
-    throw std::runtime_error("manifest: file of " + name + " escapes the artifact folder: " + file);
-  return m.root + "/" + file;
+  return inside(m, modules[name]["entry_points"][entry]["file"].as_string(), name);
 }
 
 size_t Manifest::clip_numel() const {
@@ -57,8 +85,13 @@ Manifest load_manifest(const std::string& folder) {
     const Json& minilm_in = mods["minilm"]["entry_points"]["forward"]["inputs"][0];
     m.minilm_max_batch = int(minilm_in["dynamic"]["0"]["max"].as_int());
     const Json& toks = j["tokenizers"];
-    m.decoder_tokenizer = folder + "/" + toks["decoder"]["file"].as_string();
-    m.minilm_tokenizer = folder + "/" + toks["minilm"]["file"].as_string();
+    m.tokenizer_records = {record(m, toks["decoder"], "the decoder tokenizer"),
+                           record(m, toks["minilm"], "the MiniLM tokenizer")};
+    m.decoder_tokenizer = m.tokenizer_records[0].path;
+    m.minilm_tokenizer = m.tokenizer_records[1].path;
+    m.encoder_records = module_records(m, mods, "video_encoder");
+    m.decoder_records = module_records(m, mods, "decoder");
+    m.minilm_records = module_records(m, mods, "minilm");
     m.minilm_max_seq = int(toks["minilm"]["max_seq_length"].as_int());
   } catch (const JsonError& e) {
     throw std::runtime_error(std::string("manifest: ") + e.what());

@@ -10,11 +10,14 @@ using executorch::extension::make_tensor_ptr;
 using executorch::runtime::EValue;
 
 Runner::Runner(const std::string& artifacts, unsigned modules) : m_(load_manifest(artifacts)) {
-  for (const std::string* f : {&m_.encoder_file, &m_.decoder_file, &m_.minilm_file,
-                               &m_.decoder_tokenizer, &m_.minilm_tokenizer}) {
-    std::ifstream probe(*f);
-    if (!probe) throw std::runtime_error("missing artifact file " + *f);
-  }
+  // Only what this runner loads is hashed: a no-reuse stage pays for its own module alone.
+  std::vector<const FileRecord*> checked;
+  for (const FileRecord& r : m_.tokenizer_records) checked.push_back(&r);
+  for (auto [bit, records] : {std::pair{kEncoder, &m_.encoder_records}, std::pair{kDecoder, &m_.decoder_records},
+                              std::pair{kMiniLM, &m_.minilm_records}})
+    if (modules & bit)
+      for (const FileRecord& r : *records) checked.push_back(&r);
+  for (const FileRecord* r : checked) verify_file(*r);
   if (modules & kEncoder)
     encoder_ = std::make_unique<EtModule>("video_encoder", m_.encoder_file, std::vector<std::string>{"forward"});
   if (modules & kDecoder) {
