@@ -16,17 +16,10 @@ from atom_deploy.pipelines.search import Hit, search
 from atom_deploy.pipelines.stitch import ReelFormat
 from atom_runner.errors import AtomError
 from atom_runner.schema import Module
-from pipeline_helpers import demo_video, open_index, open_session
+from pipeline_helpers import demo_video, onnx_session, open_index  # noqa: F401 (fixture)
 
 FMT = ReelFormat(320, 180, 25)
 CLIPS = dict(window_s=4.0, stride_s=4.0)  # 8 s videos -> two 4 s clips each
-
-
-@pytest.fixture(scope="module")
-def session(tiny_exports):
-    s = open_session(tiny_exports, "onnx")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,9 @@ from atom_deploy.pipelines.indexing import index_videos
 from atom_deploy.pipelines.search import search, top_k
 from atom_runner.errors import AtomError
 from conftest import atom_deploy
-from pipeline_helpers import demo_video, open_index, open_session, rows
+from pipeline_helpers import demo_video, onnx_session, open_index, rows  # noqa: F401 (fixture)
 
 INJECTION = "'); DROP TABLE clips; --"
-
-
-@pytest.fixture(scope="module")
-def session(tiny_exports):
-    s = open_session(tiny_exports, "onnx")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")
