@@ -94,6 +94,6 @@ def to_clip_tensor(frames: Sequence[np.ndarray], spec: ClipSpec) -> np.ndarray:
     if len(frames) != spec.num_frames:
         raise ValueError(f"to_clip_tensor: expected {spec.num_frames} frames, got {len(frames)}")
     squares = np.stack([resize_and_crop(frame, spec.size) for frame in frames])  # [T, S, S, 3] uint8
-    # One vectorised pass over the clip: 5x faster than per frame, and training renders
+    # One vectorised pass over the clip: ~3x faster than per frame (24 -> 8 ms), and training renders
     # every clip through here.
     return np.ascontiguousarray(_normalize(squares, spec).transpose(3, 0, 1, 2)[np.newaxis])
