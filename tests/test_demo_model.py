@@ -98,7 +98,8 @@ def test_variant_spec_round_trips():
 def _smoke_train(out):
     from atom_deploy.training.loop import TrainConfig, train_demo
 
-    return train_demo(out, TrainConfig(steps=2, caption_batch=2, text_batch=2, save_every=1), progress=False)
+    config = TrainConfig(steps=2, caption_batch=2, text_batch=2, save_every=1, stem_warmup_steps=2, stem_warmup_batch=2)
+    return train_demo(out, config, progress=False)
 
 
 def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path):
@@ -107,7 +108,8 @@ def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path)
     first, second = _smoke_train(tmp_path / "a"), _smoke_train(tmp_path / "b")
     assert first["steps_done"] == 2 and first["train_config"]["seed"] == 0
     assert 0 < first["final_caption_loss"] < 10 and 0 < first["final_text_loss"] < 10
-    assert 0 < first["final_attribute_loss"] < 1000
+    assert 0 < first["final_attribute_loss"] < 1000 and 0 < first["final_patch_attribute_loss"] < 1000
+    assert 0 <= first["stem_warmup_kind_accuracy"] <= 1
     a, b = load_file(str(tmp_path / "a" / KIT_WEIGHTS)), load_file(str(tmp_path / "b" / KIT_WEIGHTS))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     model = resolve_model(str(tmp_path / "a")).build()  # the kit loader accepts what training wrote
@@ -131,6 +133,19 @@ def test_attribute_targets_name_exactly_the_scene_facts():
     vector = attribute_vector(scene)
     assert vector.sum() == len(facts) and {ATTRIBUTES[i] for i in vector.nonzero().flatten().tolist()} == facts
     assert AttributeProbe(dim=8)(torch.randn(3, 49, 8)).shape == (3, len(ATTRIBUTES))
+
+
+def test_stem_warmup_draws_single_object_clips_the_main_loop_never_sees():
+    from atom_deploy.training.loop import TrainConfig
+    from atom_deploy.training.stem_warmup import FIRST_INDEX, single_object_samples
+
+    samples = single_object_samples("train", 0, FIRST_INDEX, 32)
+    drawn = [next(samples) for _ in range(20)]
+    assert all(len(s.scene.objects) == 1 for s in drawn)
+    indices = [int(s.id.rsplit("-", 1)[1]) for s in drawn]
+    assert indices == sorted(set(indices)) and indices[0] >= FIRST_INDEX
+    defaults = TrainConfig()
+    assert defaults.steps * defaults.caption_batch < FIRST_INDEX  # the main loop's clips are train-0..N
 
 
 # --- the shipped model ---------------------------------------------------------------

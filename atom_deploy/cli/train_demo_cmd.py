@@ -20,6 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=DEFAULTS.warmup)
     p.add_argument("--attribute-weight", type=float, default=DEFAULTS.attribute_weight,
                    help="weight of the training-only attribute probe's loss; 0 turns it off")
+    p.add_argument("--patch-attribute-weight", type=float, default=DEFAULTS.patch_attribute_weight,
+                   help="weight of the training-only probe on the patch embedding's tokens; 0 turns it off")
+    p.add_argument("--stem-warmup-steps", type=int, default=DEFAULTS.stem_warmup_steps,
+                   help="steps of object-kind classification that train the conv stem first; 0 skips it")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=int, default=DEFAULTS.threads)
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
@@ -32,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         seed=args.seed, steps=args.steps, caption_batch=args.caption_batch, text_batch=args.text_batch,
         lr=args.lr, warmup=args.warmup, threads=args.threads, save_every=args.save_every,
-        attribute_weight=args.attribute_weight,
+        attribute_weight=args.attribute_weight, patch_attribute_weight=args.patch_attribute_weight,
+        stem_warmup_steps=args.stem_warmup_steps,
     )
     record = train_demo(args.out, config)
     print(f"trained {record['steps_done']} steps in {record['seconds']:.0f} s: caption loss "

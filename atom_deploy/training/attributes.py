@@ -67,7 +67,7 @@ class AttributeProbe(nn.Module):
         return self.net(torch.cat([prefix.mean(dim=1), prefix.amax(dim=1)], dim=-1))
 
 
-def attribute_loss(probe: AttributeProbe, prefix: Tensor, targets: Tensor) -> Tensor:
+def attribute_loss(probe: nn.Module, prefix: Tensor, targets: Tensor) -> Tensor:
     # Summed over attributes, averaged over clips: each fact pulls on the encoder like one
     # caption token does. A mean over ~200 mostly-false facts gave it 1/200 of that and
     # left the probe at its prior.
