@@ -248,8 +248,8 @@ def demo_executorch(tmp_path_factory):
 def test_demo_int8_tokens_equal_across_python_host_and_aarch64(host_runner, aarch64_runner, demo_executorch, tmp_path):
     """Host C++ must give the Python runner's tokens exactly (same x86 kernels). arm64's int8
     kernels under qemu cortex-a76 round differently: greedy tokens must still be exact, and a
-    beam-4 caption may swap at most one word where the model itself is unsure (it is unsure
-    of shape words: "star" vs "cross"), never drift."""
+    beam-4 caption may swap at most one word where the model itself is unsure (earlier
+    weights swapped "star" for "cross"), never drift."""
     from atom_deploy.eval.data import load_eval_set
     from atom_runner.session import Session
 
