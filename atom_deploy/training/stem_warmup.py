@@ -5,11 +5,10 @@ on the previous model's visual prefix found object kind at 19% (chance 14%). Tra
 alone on the scene's yes/no facts, on clips of one to three objects or of one, or with a
 softmax over the kinds present, the stem was still at 11-22% after 200-300 steps. With a
 softmax over the kind of a single object, it reaches ~89% held-out in 200 steps of 32
-two-frame clips. So the
-loop first runs that classifier for a few minutes; the stem then starts the full
-training with shape filters that the caption loss can use. The classifier head is
-dropped; only the stem's weights carry over. Clips come from a range of train indices
-that the main loop never reaches.
+two-frame clips. So the loop first runs that classifier for a few minutes; the stem then
+starts the full training with shape filters that the caption loss can use. The classifier
+head is dropped; only the stem's weights carry over. Clips come from a range of train
+indices that the main loop never reaches.
 """
 
 from __future__ import annotations
@@ -63,7 +62,9 @@ class KindStream(torch.utils.data.IterableDataset):
 def warm_up_stem(stem: nn.Module, width: int, size: int, seed: int, steps: int, batch: int, lr: float) -> float:
     """Train `stem` (in place) to tell object kinds apart; returns held-out kind accuracy."""
     head = AttributeProbe(width, hidden=512)
-    head.net[-1] = nn.Linear(512, len(KINDS))  # a softmax over kinds, not the yes/no facts
+    # A softmax over kinds, not the yes/no facts. The head is built whole and its last layer
+    # swapped, so the global RNG draws stay those that trained the shipped weights.
+    head.net[-1] = nn.Linear(512, len(KINDS))
     params = list(stem.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr)
     loader = torch.utils.data.DataLoader(KindStream(seed, steps, batch, size), batch_size=None, num_workers=1,
