@@ -109,6 +109,7 @@ def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path)
     assert first["steps_done"] == 2 and first["train_config"]["seed"] == 0
     assert 0 < first["final_caption_loss"] < 10 and 0 < first["final_text_loss"] < 10
     assert 0 < first["final_attribute_loss"] < 1000 and 0 < first["final_patch_attribute_loss"] < 1000
+    assert 0 < first["final_motion_loss"] < 10
     assert 0 <= first["stem_warmup_kind_accuracy"] <= 1
     a, b = load_file(str(tmp_path / "a" / KIT_WEIGHTS)), load_file(str(tmp_path / "b" / KIT_WEIGHTS))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -135,17 +136,41 @@ def test_attribute_targets_name_exactly_the_scene_facts():
     assert AttributeProbe(dim=8)(torch.randn(3, 49, 8)).shape == (3, len(ATTRIBUTES))
 
 
-def test_stem_warmup_draws_single_object_clips_the_main_loop_never_sees():
+def test_stem_warmup_draws_labelled_single_object_clips_the_main_loop_never_sees():
+    from atom_deploy.demo.vocab import KINDS
     from atom_deploy.training.loop import TrainConfig
-    from atom_deploy.training.stem_warmup import FIRST_INDEX, single_object_samples
+    from atom_deploy.training.warmup import KIND_TASK, labelled_batch, single_object_samples
 
-    samples = single_object_samples("train", 0, FIRST_INDEX, 32)
+    task = KIND_TASK
+    samples = single_object_samples("train", 0, task.first_index, task.frames, 32)
     drawn = [next(samples) for _ in range(20)]
     assert all(len(s.scene.objects) == 1 for s in drawn)
     indices = [int(s.id.rsplit("-", 1)[1]) for s in drawn]
-    assert indices == sorted(set(indices)) and indices[0] >= FIRST_INDEX
+    assert indices == sorted(set(indices)) and indices[0] >= task.first_index
     defaults = TrainConfig()
-    assert defaults.steps * defaults.caption_batch < FIRST_INDEX  # the main loop's clips are train-0..N
+    assert defaults.steps * defaults.caption_batch < task.first_index  # the main loop's clips are train-0..N
+    clips, labels = labelled_batch(drawn[:4], task, 32)
+    assert clips.shape == (4, 3, task.frames, 32, 32)
+    assert task.labels == KINDS
+    assert [KINDS[i] for i in labels] == [s.scene.objects[0].kind for s in drawn[:4]]
+
+
+def test_motion_term_labels_only_single_object_clips_and_survives_a_batch_without_one():
+    from atom_deploy.demo.scene import Background, Scene, SceneObject
+    from atom_deploy.demo.vocab import MOTIONS
+    from atom_deploy.training.attributes import NO_SINGLE_MOTION, AttributeProbe, motion_loss, single_object_motion
+
+    square = SceneObject("square", "red", "small", "moves down", (0.5, 0.5))
+    ring = SceneObject("ring", "blue", "large", "grows", (0.2, 0.2))
+    background = Background("striped", "grey")
+    assert single_object_motion(Scene((square,), background, False)) == MOTIONS.index("moves down")
+    assert single_object_motion(Scene((square, ring), background, False)) == NO_SINGLE_MOTION
+    probe = AttributeProbe(dim=8, outputs=len(MOTIONS))
+    prefix = torch.randn(3, 5, 8, requires_grad=True)
+    none_single = motion_loss(probe, prefix, torch.full((3,), NO_SINGLE_MOTION))
+    assert none_single.item() == 0.0 and none_single.requires_grad
+    one_single = motion_loss(probe, prefix, torch.tensor([NO_SINGLE_MOTION, 3, NO_SINGLE_MOTION]))
+    assert torch.allclose(one_single, F.cross_entropy(probe(prefix[1:2]), torch.tensor([3])))
 
 
 # --- the shipped model ---------------------------------------------------------------

@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="weight of the training-only probe on the patch embedding's tokens; 0 turns it off")
     p.add_argument("--stem-warmup-steps", type=int, default=DEFAULTS.stem_warmup_steps,
                    help="steps of object-kind classification that train the conv stem first; 0 skips it")
+    p.add_argument("--motion-weight", type=float, default=DEFAULTS.motion_weight,
+                   help="weight of the motion softmax on single-object clips during training; 0 turns it off")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=int, default=DEFAULTS.threads)
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup=args.warmup, threads=args.threads, save_every=args.save_every,
         attribute_weight=args.attribute_weight, patch_attribute_weight=args.patch_attribute_weight,
         stem_warmup_steps=args.stem_warmup_steps,
+        motion_weight=args.motion_weight,
     )
     record = train_demo(args.out, config)
     print(f"trained {record['steps_done']} steps in {record['seconds']:.0f} s: caption loss "

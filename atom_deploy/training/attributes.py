@@ -57,11 +57,15 @@ def attribute_vector(scene: Scene) -> Tensor:
 
 
 class AttributeProbe(nn.Module):
-    """visual prefix [B, N_vis, D] -> one logit per name in ATTRIBUTES."""
+    """visual tokens [B, N, D] -> `outputs` logits: by default one per name in ATTRIBUTES.
 
-    def __init__(self, dim: int, hidden: int = 512):
+    The warm-up stages and the motion term use the same pooled reader with a softmax
+    over one attribute (kinds, motions) instead.
+    """
+
+    def __init__(self, dim: int, hidden: int = 512, outputs: int = len(ATTRIBUTES)):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(2 * dim), nn.Linear(2 * dim, hidden), nn.GELU(), nn.Linear(hidden, len(ATTRIBUTES)))
+        self.net = nn.Sequential(nn.LayerNorm(2 * dim), nn.Linear(2 * dim, hidden), nn.GELU(), nn.Linear(hidden, outputs))
 
     def forward(self, prefix: Tensor) -> Tensor:
         return self.net(torch.cat([prefix.mean(dim=1), prefix.amax(dim=1)], dim=-1))
@@ -72,3 +76,23 @@ def attribute_loss(probe: nn.Module, prefix: Tensor, targets: Tensor) -> Tensor:
     # caption token does. A mean over ~200 mostly-false facts gave it 1/200 of that and
     # left the probe at its prior.
     return F.binary_cross_entropy_with_logits(probe(prefix), targets, reduction="sum") / targets.shape[0]
+
+
+# The motion term's label of a clip with more than one object: which motion a caption of
+# several objects names first is a matter of word order, not of what the encoder sees.
+NO_SINGLE_MOTION = -100  # F.cross_entropy's default ignore_index
+
+
+def single_object_motion(scene: Scene) -> int:
+    """Index in MOTIONS of the one object's motion, or NO_SINGLE_MOTION."""
+    return MOTIONS.index(scene.objects[0].motion) if len(scene.objects) == 1 else NO_SINGLE_MOTION
+
+
+def motion_loss(probe: nn.Module, prefix: Tensor, motions: Tensor) -> Tensor:
+    # A softmax over the single object's motion, as in the motion warm-up, kept through the
+    # full training so the caption loss cannot trade direction away. Batches without a
+    # single-object clip contribute zero (a mean over no clips would be NaN).
+    labelled = motions != NO_SINGLE_MOTION
+    if not labelled.any():
+        return prefix.sum() * 0.0
+    return F.cross_entropy(probe(prefix[labelled]), motions[labelled])
