@@ -31,6 +31,11 @@ def test_cider_high_for_true_references_low_for_shuffled():
     # Each hypothesis scored against another clip's references.
     shuffled = score_captions({s.id: samples[(i + 7) % 20].captions[-1] for i, s in enumerate(samples)}, refs, meteor=False)
     assert own.cider > 100 and shuffled.cider < 40
+    # Per-clip CIDEr is in the hypotheses' order and averages to the corpus score.
+    assert np.mean(own.cider_per_clip) == pytest.approx(own.cider)
+    swapped = {s.id: (samples[1].captions[-1] if i == 0 else s.captions[-1]) for i, s in enumerate(samples)}
+    one_wrong = score_captions(swapped, refs, meteor=False).cider_per_clip
+    assert one_wrong[0] < own.cider_per_clip[0] / 2 and one_wrong[1:] == pytest.approx(own.cider_per_clip[1:])
     assert own.cider > 4 * shuffled.cider
     assert own.bleu4 > 3 * shuffled.bleu4 and own.rouge_l > shuffled.rouge_l + 20
 
@@ -91,6 +96,7 @@ def test_recall_at_k_on_constructed_ranks():
     assert scores.r5 == pytest.approx(100 * 8 / 12)
     assert scores.r10 == pytest.approx(100 * 10 / 12)
     assert scores.median_rank == 3.5 and scores.gallery == 12
+    assert scores.hits_at_1 == tuple(r == 1 for r in ranks)
 
 
 def test_recall_counts_ties_against_the_target():
@@ -211,8 +217,12 @@ def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     names = [r["name"] for r in report["rows"]]
     assert names == ["eager fp32", "executorch int8", "onnx int8", "executorch fp32", "onnx fp32"]
     for row in report["rows"]:
+        per_clip = row["scores"].pop("cider_per_clip")
+        assert len(per_clip) == 8 and sum(per_clip) / 8 == pytest.approx(row["scores"]["cider"])
         assert set(row["scores"]) == {"bleu4", "meteor", "rouge_l", "cider"}
         assert all(isinstance(v, float) and v >= 0 for v in row["scores"].values())
+        hits = row["retrieval"].pop("hits_at_1")
+        assert len(hits) == 8 and 100 * sum(hits) / 8 == pytest.approx(row["retrieval"]["r1"])
         assert set(row["retrieval"]) == {"r1", "r5", "r10", "median_rank", "gallery"}
         assert row["retrieval"]["gallery"] == 8 and row["retrieval"]["r10"] == 100.0  # k >= gallery
         assert len(row["captions"]) == 8 and row["seconds_per_clip"] > 0
@@ -227,6 +237,10 @@ def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     assert {("executorch int8", "CIDEr drop"), ("executorch int8", "R@1 drop"), ("onnx int8", "CIDEr drop"),
             ("onnx int8", "R@1 drop"), ("executorch int8", "CIDEr gap"), ("executorch int8", "STS-B Pearson drop"),
             ("onnx int8", "STS-B Pearson drop")} <= set(checks)
+    for check in checks.values():  # every CIDEr and R@1 delta has its bootstrap interval around it
+        if check["metric"] != "STS-B Pearson drop":
+            low, high = check["interval"]
+            assert low <= check["value"] + 1e-9 and check["value"] - 1e-9 <= high
     assert checks[("onnx int8", "CIDEr drop")]["reference"] == "onnx fp32"
     assert checks[("executorch int8", "CIDEr drop")]["value"] == pytest.approx(
         by_name["executorch fp32"]["scores"]["cider"] - by_name["executorch int8"]["scores"]["cider"])
@@ -300,3 +314,40 @@ def test_fail_on_bound_gates_the_exit_code(capsys):
     assert "onnx int8 CIDEr drop 3.000 > 1.5" in capsys.readouterr().err
     metrics["onnx int8"]["cider"] = 39.0
     assert bounds_exit_code(check_rows(metrics), fail_on_bound=True) == 0
+
+
+def test_paired_bootstrap_interval_brackets_the_delta():
+    from atom_deploy.eval.bounds import paired_interval
+
+    fp32 = np.linspace(150, 200, 100)
+    assert paired_interval(fp32, fp32) == (0.0, 0.0)
+    assert paired_interval(fp32, fp32 + 1.25) == pytest.approx((-1.25, -1.25))  # int8 better by 1.25 everywhere
+    # One query of 100 loses its rank-1 hit: a 1-point R@1 drop whose interval reaches 0.
+    hits = np.full(100, 100.0)
+    flipped = hits.copy()
+    flipped[37] = 0.0
+    low, high = paired_interval(hits, flipped)
+    assert low == 0.0 and 1.0 <= high <= 5.0
+    low, high = paired_interval(flipped, hits, absolute=True)  # |gap| is never negative
+    assert 0.0 <= low <= 1.0 <= high
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_interval([1.0, 2.0], [1.0])
+
+
+def test_bound_checks_carry_intervals_when_per_clip_series_are_given():
+    from atom_deploy.eval.bounds import check_rows
+
+    rng = np.random.default_rng(1)
+    fp32 = rng.uniform(100, 250, 200)
+    int8 = fp32 - rng.normal(1.0, 3.0, 200)  # drops ~1 CIDEr on average, clip by clip noisy
+    hits_fp32 = (rng.uniform(size=200) < 0.8) * 100.0
+    metrics = {
+        "onnx fp32": {"cider": fp32.mean(), "r1": hits_fp32.mean(), "cider_per_clip": fp32, "r1_hits": hits_fp32},
+        "onnx int8": {"cider": int8.mean(), "r1": hits_fp32.mean(), "cider_per_clip": int8, "r1_hits": hits_fp32},
+    }
+    cider_drop, r1_drop = check_rows(metrics)
+    low, high = cider_drop.interval
+    assert low < cider_drop.value < high and high - low < 2.0  # ~1.96 * 2 * 3 / sqrt(200) wide
+    assert r1_drop.value == 0.0 and r1_drop.interval == (0.0, 0.0)
+    bare = {name: {"cider": m["cider"], "r1": m["r1"]} for name, m in metrics.items()}
+    assert all(c.interval is None for c in check_rows(bare))  # no series, no interval, same verdicts

@@ -24,6 +24,10 @@ class CaptionScores:
     meteor: float | None  # None when METEOR was skipped
     rouge_l: float
     cider: float
+    # Each clip's CIDEr (x100), in the hypotheses' order; their mean is `cider`. CIDEr's
+    # IDF comes from the references alone, so rows scored on one eval set share it and
+    # per-clip differences between rows are exact (bounds.py bootstraps them).
+    cider_per_clip: tuple[float, ...] = ()
 
 
 def score_captions(
@@ -51,13 +55,15 @@ def score_captions(
     res = {k: [v[0] if v[0].strip() else "<empty>"] for k, v in res.items()}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     rouge, _ = Rouge().compute_score(gts, res)
-    cider, _ = Cider().compute_score(gts, res)
+    cider, per_clip = Cider().compute_score(gts, res)
+    cider_by_id = dict(zip(gts.keys(), per_clip))  # Cider scores in gts' key order
     meteor_score = _meteor(gts, res) if meteor else None
     return CaptionScores(
         bleu4=100.0 * float(bleu[3]),
         meteor=None if meteor_score is None else 100.0 * meteor_score,
         rouge_l=100.0 * float(rouge),
         cider=100.0 * float(cider),
+        cider_per_clip=tuple(100.0 * float(cider_by_id[k]) for k in hypotheses),
     )
 
 

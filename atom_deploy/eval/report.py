@@ -100,9 +100,9 @@ def console(report: EvalReport) -> str:
     ))
     if report.checks:
         parts.append(format_table(
-            ("row", "check", "vs", "value", "bound", "result"),
-            [(c.row, c.metric, c.reference, f"{c.value:.4g}", f"<= {c.bound}", "ok" if c.passed else "OVER")
-             for c in report.checks],
+            ("row", "check", "vs", "value", "95% interval (paired bootstrap)", "bound", "result"),
+            [(c.row, c.metric, c.reference, f"{c.value:.4g}", _interval_text(c.interval), f"<= {c.bound}",
+              "ok" if c.passed else "OVER") for c in report.checks],
         ))
     if report.samples:
         names = [r.name for r in report.rows]
@@ -166,3 +166,7 @@ def _write_csv(path: Path, fields, records: list[dict]) -> None:
 
 def _r(value: float | None, digits: int = 2):
     return "" if value is None else round(float(value), digits)
+
+
+def _interval_text(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"

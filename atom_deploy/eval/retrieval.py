@@ -25,6 +25,7 @@ class RetrievalScores:
     r10: float
     median_rank: float  # 1-based
     gallery: int  # clips ranked; R@k with k >= gallery is 100 by construction
+    hits_at_1: tuple[bool, ...] = ()  # per query: its own clip ranked first (R@1 is their mean x100)
 
 
 def ranks_of_targets(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -40,7 +41,7 @@ def ranks_of_targets(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 def recall_at_k(queries: np.ndarray, gallery: np.ndarray) -> RetrievalScores:
     ranks = ranks_of_targets(queries, gallery)
     r1, r5, r10 = (100.0 * float(np.mean(ranks <= k)) for k in KS)
-    return RetrievalScores(r1, r5, r10, float(np.median(ranks)), int(len(ranks)))
+    return RetrievalScores(r1, r5, r10, float(np.median(ranks)), int(len(ranks)), tuple(bool(r == 1) for r in ranks))
 
 
 def caption_retrieval(session, captions: list[str], queries: list[str]) -> RetrievalScores:

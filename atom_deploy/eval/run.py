@@ -70,7 +70,8 @@ def evaluate_rows(
         scores = score_captions(dict(zip(eval_set.ids, run.captions)), eval_set.references(), meteor=meteor)
         facts = score_facts(run.captions, [s.scene for s in eval_set.samples])
         results.append(RowResult(row.name, scores, retrieval, run.seconds_per_clip, run.captions, stsb, facts))
-    metrics = {r.name: {"cider": r.scores.cider, "r1": r.retrieval.r1} for r in results}
+    metrics = {r.name: {"cider": r.scores.cider, "r1": r.retrieval.r1, "cider_per_clip": r.scores.cider_per_clip,
+                        "r1_hits": [100.0 * hit for hit in r.retrieval.hits_at_1]} for r in results}
     checks = check_rows(metrics) + check_stsb({r.name: r.stsb.pearson for r in results if r.stsb})
     return results, checks
 
