@@ -258,6 +258,9 @@ def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     assert tuple(records[0]) == ROW_FIELDS and [r["row"] for r in records] == names
     assert all(r["cider"] != "" and r["r1"] != "" for r in records)
     assert records[1]["cider_drop_ok"] in ("True", "False") and records[1]["bounds_reference"] == "executorch fp32"
+    for column in ("cider_drop", "r1_drop", "backend_cider_gap"):
+        low, value, high = (float(records[1][column + part]) for part in ("_low", "", "_high"))
+        assert low - 0.01 <= value <= high + 0.01  # rounded to 3 and 2 decimals
     with (out / "samples.csv").open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 8
     assert "CIDEr drop" in result.stdout and "R@1" in result.stdout

@@ -21,9 +21,11 @@ from atom_deploy.eval.run import EvalReport
 
 ROW_FIELDS = ("row", "bleu4", "meteor", "rouge_l", "cider", "r1", "r5", "r10", "median_rank", "gallery",
               "colours_right", "objects_right", "motions_right", "counts_right", "backgrounds_right",
-              "seconds_per_clip", "stsb_pearson", "stsb_spearman", "cider_drop", "cider_drop_ok",
-              "r1_drop", "r1_drop_ok", "bounds_reference", "backend_cider_gap", "backend_cider_gap_ok",
-              "stsb_drop", "stsb_drop_ok")
+              "seconds_per_clip", "stsb_pearson", "stsb_spearman",
+              "cider_drop", "cider_drop_low", "cider_drop_high", "cider_drop_ok",
+              "r1_drop", "r1_drop_low", "r1_drop_high", "r1_drop_ok", "bounds_reference",
+              "backend_cider_gap", "backend_cider_gap_low", "backend_cider_gap_high", "backend_cider_gap_ok",
+              "stsb_drop", "stsb_drop_ok")  # _low/_high: the 95% paired-bootstrap interval (bounds.py)
 ABLATION_FIELDS = ("group", "label", "variant", "beam", "steps", "clip_shape", "cider", "seconds_per_clip")
 CHECK_COLUMNS = {"CIDEr drop": "cider_drop", "R@1 drop": "r1_drop", "CIDEr gap": "backend_cider_gap",
                  "STS-B Pearson drop": "stsb_drop"}
@@ -57,6 +59,8 @@ def row_records(report: EvalReport) -> list[dict]:
             column = CHECK_COLUMNS[check.metric]
             record[column] = _r(check.value, 4 if column == "stsb_drop" else 2)
             record[f"{column}_ok"] = check.passed
+            if check.interval is not None:
+                record[f"{column}_low"], record[f"{column}_high"] = (_r(x, 3) for x in check.interval)
             if column in ("cider_drop", "r1_drop"):
                 record["bounds_reference"] = check.reference
         records.append(record)
