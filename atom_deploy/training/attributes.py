@@ -59,8 +59,8 @@ def attribute_vector(scene: Scene) -> Tensor:
 class AttributeProbe(nn.Module):
     """visual tokens [B, N, D] -> `outputs` logits: by default one per name in ATTRIBUTES.
 
-    The warm-up stages and the motion term use the same pooled reader with a softmax
-    over one attribute (kinds, motions) instead.
+    The stem warm-up and the motion term use the same pooled reader with a softmax over
+    one attribute (kinds, motions) instead.
     """
 
     def __init__(self, dim: int, hidden: int = 512, outputs: int = len(ATTRIBUTES)):
@@ -89,9 +89,9 @@ def single_object_motion(scene: Scene) -> int:
 
 
 def motion_loss(probe: nn.Module, prefix: Tensor, motions: Tensor) -> Tensor:
-    # A softmax over the single object's motion, as in the motion warm-up, kept through the
-    # full training so the caption loss cannot trade direction away. Batches without a
-    # single-object clip contribute zero (a mean over no clips would be NaN).
+    # A softmax over the single object's motion, all through training: the caption loss
+    # alone left direction unread (captions said "moves up" for most moving objects).
+    # Batches without a single-object clip contribute zero (a mean over no clips is NaN).
     labelled = motions != NO_SINGLE_MOTION
     if not labelled.any():
         return prefix.sum() * 0.0

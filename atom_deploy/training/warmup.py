@@ -75,10 +75,10 @@ class LabelledStream(torch.utils.data.IterableDataset):
 
 
 def warm_up(module: nn.Module, width: int, task: WarmupTask, size: int, seed: int, steps: int, batch: int,
-            lr: float, clip_grad: float | None = None) -> float:
+            lr: float) -> float:
     """Train `module` (in place) as a classifier of `task`; returns held-out accuracy.
 
-    `module` maps clips [B, 3, T, S, S] to tokens [B, N, width]: the stem or the whole encoder.
+    `module` maps clips [B, 3, T, S, S] to tokens [B, N, width] (the loop passes the conv stem).
     """
     head = AttributeProbe(width, outputs=len(task.labels))
     params = list(module.parameters()) + list(head.parameters())
@@ -91,8 +91,6 @@ def warm_up(module: nn.Module, width: int, task: WarmupTask, size: int, seed: in
         loss = F.cross_entropy(head(module(clips)), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip_grad is not None:
-            nn.utils.clip_grad_norm_(params, clip_grad)
         optimizer.step()
     samples = single_object_samples("val", seed, 0, task.frames, size)
     clips, labels = labelled_batch([next(samples) for _ in range(VALIDATION_CLIPS)], task, size)
