@@ -1,23 +1,31 @@
-"""int8 Linear layers for ONNX, on ONNX Runtime's integer MatMul, matching torchao's scheme.
+"""int8 Linear layers for ONNX on ONNX Runtime's integer MatMul, rounding as ExecuTorch does.
 
-Each `MatMul(X, W)` with a constant weight becomes the arithmetic ExecuTorch runs (torchao
-8da8w): weights int8 symmetric per output channel (torchao's amax / 127.5 mapping over
-[-128, 127], so both backends hold the same integers), activations quantized per token,
-asymmetric, on the fly:
+Each `MatMul(X, W)` with a constant weight becomes the arithmetic the ExecuTorch export runs
+(torchao 8da8w, lowered to XNNPACK's dynamically quantized GEMM), integer for integer:
 
-    s, zx = per-token range of X (widened to include 0) / 255, -round(min / s)
-    Xq    = Cast<uint8>(Clip(Round(X / s) + zx, 0, 255))
-    Y     = (Cast<float>(MatMulInteger(Xq, Wq + 128, b_zero_point=128)) - zx * colsum(Wq)) * s * sw
+- weights: torchao's int8 mapping, symmetric per output channel, `sw = amax / 127.5` over
+  [-128, 127] and `Wq = round(W * (1 / sw))`. The multiply by the reciprocal is torchao's; dividing
+  instead moved 42 of 131,072 weights of a 256x512 layer by one step.
+- activations: XNNPACK's qd8 parameters, per token, chosen at run time. Over the range widened
+  to include 0, `m = 255 / (max - min)`, the int8 zero point is `rint(-128 - min * m)` (or the
+  same from the max end, whichever float rounds closer), and
+  `Xq = clip(rint(X * (1 / (1 / m))) + zp, -128, 127)`.
+- output: `float(sum((Xq - zp) * Wq)) * (1 / m) * sw`, the int32 sum exact.
 
-Choices measured on this 2-core AVX2 (no VNNI) machine:
+Matching XNNPACK's rounding, not just its scheme, is what keeps the two int8 backends on the
+same captions: with torchao's `range / 255` activation scale and divided weights, 8% of a
+Linear's outputs moved by a quantization step, and the two backends' beam searches parted on
+2% of the demo's captions. `tests/test_onnx_int8.py` checks equality with the ExecuTorch runtime.
+
+Kernel choices measured on this 2-core AVX2 (no VNNI) machine:
 - onnxruntime's `quantize_dynamic` scales activations per *tensor*: cosine 0.997 to the int8
   reference and a different first greedy token on the tiny export.
 - uint8 activations x int8 weights sums pairs in saturating 16-bit lanes on AVX2: MiniLM
   cosine fell to 0.975 and the decoder diverged at step 1.
 - int8 x int8 is exact but ~20x slower (24.7 ms vs 0.5 ms for a 1x2048x8192 MatMul).
-- uint8 x uint8 (weights offset by 128, zero point 128) widens to 16 bits before summing:
+- uint8 x uint8 (both offset by 128, weight zero point 128) widens to 16 bits before summing:
   exact and the fastest of the four. The activation zero point is per token, which ORT's
-  MatMulInteger cannot take, so it is folded out through the weights' column sums.
+  MatMulInteger cannot take, so it is folded out, in int32, through the weights' column sums.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OP_TYPE = "MatMul"
+PREFIX = "atomq"
 
 
 def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
@@ -37,7 +46,6 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
     for node in graph.node:
         for name in node.input:
             consumers[name] = consumers.get(name, 0) + 1
-    shared = _constants(graph, prefix="atomq")
     new_nodes: list[onnx.NodeProto] = []
     rewritten = 0
     for node in graph.node:
@@ -45,70 +53,94 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
         if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
             new_nodes.append(node)
             continue
-        name = f"atomq{rewritten}"
-        w = numpy_helper.to_array(weight)  # [K, N]
-        # torchao's symmetric int8 mapping (amax / 127.5 over [-128, 127]), so ONNX and
-        # ExecuTorch quantize every weight to the same integers.
-        w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.5  # [N]
-        w_q = np.clip(np.round(w / w_scale), -128, 127).astype(np.int8)
+        w_q, w_scale = quantize_weight(numpy_helper.to_array(weight))
         graph.initializer.extend([
             # stored as uint8 = int8 + 128 with zero point 128: see the module docstring
             numpy_helper.from_array((w_q.astype(np.int16) + 128).astype(np.uint8), f"{weight.name}_u8"),
-            numpy_helper.from_array(w_scale.astype(np.float32), f"{weight.name}_scale"),
-            # sum over K of Wq per output column: folds the activation zero point out.
-            numpy_helper.from_array(w_q.astype(np.float32).sum(axis=0), f"{weight.name}_colsum"),
+            numpy_helper.from_array(w_scale, f"{weight.name}_scale"),
+            # sum over K of Wq per output column: folds the activation zero point out
+            numpy_helper.from_array(w_q.astype(np.int32).sum(axis=0, dtype=np.int32), f"{weight.name}_colsum"),
         ])
-        new_nodes += _per_token_matmul(name, node.input[0], weight.name, node.output[0])
+        new_nodes += _per_token_matmul(f"{PREFIX}{rewritten}", node.input[0], weight.name, node.output[0])
         rewritten += 1
         consumers[weight.name] -= 1
     del graph.node[:]
-    graph.node.extend(shared + new_nodes if rewritten else new_nodes)
+    graph.node.extend(_constants() + new_nodes if rewritten else new_nodes)
     unused = [i for i in graph.initializer if consumers.get(i.name, 1) == 0]
     for init in unused:
         graph.initializer.remove(init)
     return rewritten
 
 
-def _constants(graph: onnx.GraphProto, prefix: str) -> list[onnx.NodeProto]:
+def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] float32 -> int8 [K, N] and one float32 scale per output column, as torchao maps them."""
+    amax = np.abs(w).max(axis=0).astype(np.float32)
+    scale = np.maximum(amax / np.float32(127.5), np.finfo(np.float32).smallest_normal).astype(np.float32)
+    inverse = (np.float32(1.0) / scale).astype(np.float32)
+    return np.clip(np.round(w * inverse), -128, 127).astype(np.int8), scale
+
+
+def _constants() -> list[onnx.NodeProto]:
     values = {
         "axes": np.array([-1], dtype=np.int64),
-        "levels": np.array(255.0, dtype=np.float32),
         "zero": np.array(0.0, dtype=np.float32),
-        "eps": np.array(1e-12, dtype=np.float32),
+        "one": np.array(1.0, dtype=np.float32),
+        "levels": np.array(255.0, dtype=np.float32),
+        "qmin": np.array(-128.0, dtype=np.float32),
+        "qmax": np.array(127.0, dtype=np.float32),
+        "offset": np.array(128.0, dtype=np.float32),
         "wzp": np.array(128, dtype=np.uint8),
     }
     return [
-        helper.make_node("Constant", [], [f"{prefix}_{k}"], value=numpy_helper.from_array(v, f"{prefix}_{k}"))
+        helper.make_node("Constant", [], [f"{PREFIX}_{k}"], value=numpy_helper.from_array(v, f"{PREFIX}_{k}"))
         for k, v in values.items()
     ]
 
 
 def _per_token_matmul(name: str, x: str, weight: str, out: str) -> list[onnx.NodeProto]:
-    c = lambda k: f"atomq_{k}"  # noqa: E731  shared constants
+    c = lambda k: f"{PREFIX}_{k}"  # noqa: E731  shared constants
     t = lambda k: f"{name}_{k}"  # noqa: E731  this rewrite's intermediates
+    node = helper.make_node
     return [
         # per-token range, widened to include 0 so that 0 is exactly representable
-        helper.make_node("ReduceMin", [x, c("axes")], [t("min0")], keepdims=1),
-        helper.make_node("ReduceMax", [x, c("axes")], [t("max0")], keepdims=1),
-        helper.make_node("Min", [t("min0"), c("zero")], [t("min")]),
-        helper.make_node("Max", [t("max0"), c("zero")], [t("max")]),
-        helper.make_node("Sub", [t("max"), t("min")], [t("range")]),
-        helper.make_node("Div", [t("range"), c("levels")], [t("s0")]),
-        helper.make_node("Max", [t("s0"), c("eps")], [t("s")]),
-        helper.make_node("Div", [t("min"), t("s")], [t("min_s")]),
-        helper.make_node("Round", [t("min_s")], [t("min_r")]),
-        helper.make_node("Neg", [t("min_r")], [t("zp")]),  # in [0, 255]
-        helper.make_node("Div", [x, t("s")], [t("xs")]),
-        helper.make_node("Round", [t("xs")], [t("xr")]),
-        helper.make_node("Add", [t("xr"), t("zp")], [t("xz")]),
-        helper.make_node("Clip", [t("xz"), c("zero"), c("levels")], [t("xc")]),
-        helper.make_node("Cast", [t("xc")], [t("xq")], to=TensorProto.UINT8),
-        # Xq @ (Wu8 - 128) = Xq @ Wq, exact in int32
-        helper.make_node("MatMulInteger", [t("xq"), f"{weight}_u8", "", c("wzp")], [t("y32")]),
-        helper.make_node("Cast", [t("y32")], [t("yf")], to=TensorProto.FLOAT),
-        # (Xq - zp) @ Wq = Xq @ Wq - zp * colsum(Wq)
-        helper.make_node("Mul", [t("zp"), f"{weight}_colsum"], [t("zcorr")]),
-        helper.make_node("Sub", [t("yf"), t("zcorr")], [t("yc")]),
-        helper.make_node("Mul", [t("yc"), t("s")], [t("ys")]),
-        helper.make_node("Mul", [t("ys"), f"{weight}_scale"], [out]),
+        node("ReduceMin", [x, c("axes")], [t("min0")], keepdims=1),
+        node("ReduceMax", [x, c("axes")], [t("max0")], keepdims=1),
+        node("Min", [t("min0"), c("zero")], [t("min")]),
+        node("Max", [t("max0"), c("zero")], [t("max")]),
+        node("Sub", [t("max"), t("min")], [t("range")]),
+        # m = 255 / range, or 1 for an all-zero token (Where drops the inf)
+        node("Div", [c("levels"), t("range")], [t("m0")]),
+        node("Equal", [t("range"), c("zero")], [t("flat")]),
+        node("Where", [t("flat"), c("one"), t("m0")], [t("m")]),
+        # zero point from whichever end of the range float rounds closer, as XNNPACK picks it
+        node("Mul", [t("min"), t("m")], [t("min_m")]),
+        node("Mul", [t("max"), t("m")], [t("max_m")]),
+        node("Add", [c("qmin"), t("min_m")], [t("err_lo")]),
+        node("Add", [c("qmax"), t("max_m")], [t("err_hi")]),
+        node("Add", [t("err_lo"), t("err_hi")], [t("err")]),
+        node("Greater", [t("err"), c("zero")], [t("from_min")]),
+        node("Sub", [c("qmin"), t("min_m")], [t("zp_lo")]),
+        node("Sub", [c("qmax"), t("max_m")], [t("zp_hi")]),
+        node("Where", [t("from_min"), t("zp_lo"), t("zp_hi")], [t("zp0")]),
+        node("Clip", [t("zp0"), c("qmin"), c("qmax")], [t("zp1")]),
+        node("Round", [t("zp1")], [t("zp")]),  # int8 zero point, held as float
+        # XNNPACK dequantizes by 1/m and quantizes by the reciprocal of that
+        node("Div", [c("one"), t("m")], [t("inv")]),
+        node("Div", [c("one"), t("inv")], [t("cvt")]),
+        node("Mul", [x, t("cvt")], [t("xs")]),
+        node("Round", [t("xs")], [t("xr")]),
+        node("Add", [t("xr"), t("zp")], [t("xz")]),
+        node("Clip", [t("xz"), c("qmin"), c("qmax")], [t("xc")]),
+        # int8 -> uint8 by +128 on both sides: Xq_u8 @ (Wu8 - 128) = (Xq + 128) @ Wq, exact in int32
+        node("Add", [t("xc"), c("offset")], [t("xu")]),
+        node("Cast", [t("xu")], [t("xq")], to=TensorProto.UINT8),
+        node("MatMulInteger", [t("xq"), f"{weight}_u8", "", c("wzp")], [t("acc")]),
+        # (Xq + 128 - (zp + 128)) @ Wq = acc - (zp + 128) * colsum(Wq)
+        node("Add", [t("zp"), c("offset")], [t("zpu")]),
+        node("Cast", [t("zpu")], [t("zpi")], to=TensorProto.INT32),
+        node("Mul", [t("zpi"), f"{weight}_colsum"], [t("corr")]),
+        node("Sub", [t("acc"), t("corr")], [t("acc0")]),
+        node("Cast", [t("acc0")], [t("accf")], to=TensorProto.FLOAT),
+        node("Mul", [t("accf"), t("inv")], [t("ys")]),
+        node("Mul", [t("ys"), f"{weight}_scale"], [out]),
     ]

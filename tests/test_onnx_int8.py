@@ -1,0 +1,95 @@
+"""The ONNX int8 rewrite computes what the ExecuTorch int8 export computes, integer for integer.
+
+Both backends hold torchao's int8 weights and quantize activations per token at run time;
+these tests run one Linear through the real ExecuTorch runtime (XNNPACK) and through ONNX
+Runtime, and ask for the same floats, so the two int8 backends make the same captions.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token, quantize_weight
+from atom_deploy.export.quantize import quantize_linears_torchao
+
+TOKENS, IN_FEATURES, OUT_FEATURES = 16, 96, 80
+
+
+def activations(seed: int) -> torch.Tensor:
+    """[1, TOKENS, IN] with the rows that stress a per-token quantizer."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, TOKENS, IN_FEATURES, generator=g) * torch.rand(1, TOKENS, 1, generator=g) * 4
+    x[0, 0] = 0.0  # all zeros: the range is empty
+    x[0, 1] = x[0, 1].abs() + 0.5  # all positive: the range is widened to 0
+    x[0, 2] = -x[0, 2].abs() - 0.5  # all negative
+    x[0, 3, 7] = 300.0  # one outlier flattens the rest of the row
+    x[0, 4] = torch.arange(IN_FEATURES) / 2 - 20  # exact halves: rounding ties
+    return x
+
+
+def linear(seed: int, bias: bool) -> nn.Linear:
+    torch.manual_seed(seed)
+    layer = nn.Linear(IN_FEATURES, OUT_FEATURES, bias=bias)
+    with torch.no_grad():
+        layer.weight[3] = 0.0  # an all-zero output channel
+        layer.weight[5, :8] = torch.arange(8) / 4 - 1  # weights on exact quarter steps
+    return layer.eval()
+
+
+def run_executorch(layer: nn.Linear, x: torch.Tensor, tmp_path) -> np.ndarray:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    model = nn.Sequential(copy.deepcopy(layer))  # quantize_ swaps weights in place
+    quantize_linears_torchao(model)
+    with torch.no_grad():
+        program = torch.export.export(model, (x,), strict=False)
+    lowered = to_edge_transform_and_lower(
+        program, partitioner=[XnnpackPartitioner()], compile_config=EdgeCompileConfig(_check_ir_validity=False)
+    ).to_executorch()
+    path = tmp_path / "linear.pte"
+    path.write_bytes(lowered.buffer)
+    return Runtime.get().load_program(str(path)).load_method("forward").execute([x])[0].numpy()
+
+
+def run_onnx(layer: nn.Linear, x: torch.Tensor) -> np.ndarray:
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        program = torch.onnx.export(layer, (x,), input_names=["x"], output_names=["y"], dynamo=True, verbose=False)
+    model = program.model_proto
+    assert quantize_matmuls_per_token(model) == 1
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x.numpy()})[0]
+
+
+def test_weights_map_to_torchaos_integers():
+    layer = linear(1, False)
+    w_q, scale = quantize_weight(layer.weight.detach().numpy().T)
+    model = nn.Sequential(layer)
+    quantize_linears_torchao(model)
+    torchao_weight = model[0].weight
+    np.testing.assert_array_equal(w_q.T, torchao_weight.qdata.numpy())
+    np.testing.assert_array_equal(scale, torchao_weight.scale.numpy().reshape(-1))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_onnx_int8_linear_equals_executorch_int8(tmp_path, bias):
+    for seed in range(3):
+        layer, x = linear(seed, bias), activations(seed)
+        expected = run_executorch(layer, x, tmp_path)
+        got = run_onnx(layer, x)
+        if bias:
+            # XNNPACK may fuse the bias add into a multiply-add: one rounding fewer
+            np.testing.assert_allclose(got, expected, rtol=0, atol=4 * np.spacing(np.abs(expected).max()))
+        else:
+            np.testing.assert_array_equal(got, expected)
+        # and the check has teeth: the int8 result is not the float one
+        with torch.no_grad():
+            assert np.abs(expected - layer(x).numpy()).max() > 1e-3
