@@ -10,7 +10,8 @@ Each `MatMul(X, W)` with a constant weight becomes the arithmetic the ExecuTorch
   to include 0, `m = 255 / (max - min)`, the int8 zero point is `rint(-128 - min * m)` (or the
   same from the max end, whichever float rounds closer), and
   `Xq = clip(rint(X * (1 / (1 / m))) + zp, -128, 127)`.
-- output: `float(sum((Xq - zp) * Wq)) * (1 / m) * sw`, the int32 sum exact.
+- output: `fma(float(sum((Xq - zp) * Wq)) * (1 / m), sw, bias)`, the int32 sum exact and the
+  bias (an `Add` right after the MatMul, folded in) added in one rounding, as XNNPACK adds it.
 
 Matching XNNPACK's rounding, not just its scheme, is what keeps the two int8 backends on the
 same captions: with torchao's `range / 255` activation scale and divided weights, 8% of a
@@ -42,13 +43,17 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
     """Rewrite every MatMul with a 2-D constant weight in place; returns how many."""
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, int] = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
+            consumers.setdefault(name, []).append(node)
+    uses = {name: len(nodes) for name, nodes in consumers.items()}
     new_nodes: list[onnx.NodeProto] = []
+    folded: set[int] = set()  # id() of bias Adds taken into a rewrite
     rewritten = 0
     for node in graph.node:
+        if id(node) in folded:
+            continue
         weight = initializers.get(node.input[1]) if node.op_type == OP_TYPE else None
         if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
             new_nodes.append(node)
@@ -61,15 +66,39 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
             # sum over K of Wq per output column: folds the activation zero point out
             numpy_helper.from_array(w_q.astype(np.int32).sum(axis=0, dtype=np.int32), f"{weight.name}_colsum"),
         ])
-        new_nodes += _per_token_matmul(f"{PREFIX}{rewritten}", node.input[0], weight.name, node.output[0])
+        name, out, bias = f"{PREFIX}{rewritten}", node.output[0], None
+        bias_add = _bias_add(node.output[0], w_q.shape[1], consumers, initializers)
+        if bias_add is not None:
+            bias, out = bias_add.input[1], bias_add.output[0]
+            graph.initializer.extend([
+                numpy_helper.from_array(w_scale.astype(np.float64), f"{weight.name}_scale64"),
+                numpy_helper.from_array(numpy_helper.to_array(initializers[bias]).astype(np.float64), f"{name}_bias64"),
+            ])
+            folded.add(id(bias_add))
+            uses[bias] -= 1
+        new_nodes += _per_token_matmul(name, node.input[0], weight.name, out, bias is not None)
         rewritten += 1
-        consumers[weight.name] -= 1
+        uses[weight.name] -= 1
     del graph.node[:]
     graph.node.extend(_constants() + new_nodes if rewritten else new_nodes)
-    unused = [i for i in graph.initializer if consumers.get(i.name, 1) == 0]
+    unused = [i for i in graph.initializer if uses.get(i.name, 1) == 0]
     for init in unused:
         graph.initializer.remove(init)
     return rewritten
+
+
+def _bias_add(matmul_out: str, columns: int, consumers: dict, initializers: dict) -> onnx.NodeProto | None:
+    """The `Add(matmul_out, bias)` that is the MatMul's only consumer, if there is one.
+
+    XNNPACK adds a Linear's bias in a fused multiply-add with the output scale; folding the
+    Add into the rewrite lets it do the same (see _per_token_matmul).
+    """
+    users = consumers.get(matmul_out, [])
+    if len(users) != 1 or users[0].op_type != "Add" or users[0].input[0] != matmul_out:
+        return None
+    bias = initializers.get(users[0].input[1])
+    ok = bias is not None and bias.data_type == TensorProto.FLOAT and list(bias.dims) == [columns]
+    return users[0] if ok else None
 
 
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +126,7 @@ def _constants() -> list[onnx.NodeProto]:
     ]
 
 
-def _per_token_matmul(name: str, x: str, weight: str, out: str) -> list[onnx.NodeProto]:
+def _per_token_matmul(name: str, x: str, weight: str, out: str, has_bias: bool) -> list[onnx.NodeProto]:
     c = lambda k: f"{PREFIX}_{k}"  # noqa: E731  shared constants
     t = lambda k: f"{name}_{k}"  # noqa: E731  this rewrite's intermediates
     node = helper.make_node
@@ -142,5 +171,14 @@ def _per_token_matmul(name: str, x: str, weight: str, out: str) -> list[onnx.Nod
         node("Sub", [t("acc"), t("corr")], [t("acc0")]),
         node("Cast", [t("acc0")], [t("accf")], to=TensorProto.FLOAT),
         node("Mul", [t("accf"), t("inv")], [t("ys")]),
+    ] + ([
+        # y * sw + bias rounded once, as XNNPACK's fused multiply-add does: the float32
+        # product is exact in float64, so only the sum rounds (twice, which differs from one
+        # rounding only on an exact float64 tie)
+        node("Cast", [t("ys")], [t("ys64")], to=TensorProto.DOUBLE),
+        node("Mul", [t("ys64"), f"{weight}_scale64"], [t("yw64")]),
+        node("Add", [t("yw64"), t("bias64")], [t("out64")]),
+        node("Cast", [t("out64")], [out], to=TensorProto.FLOAT),
+    ] if has_bias else [
         node("Mul", [t("ys"), f"{weight}_scale"], [out]),
-    ]
+    ])

@@ -85,11 +85,7 @@ def test_onnx_int8_linear_equals_executorch_int8(tmp_path, bias):
         layer, x = linear(seed, bias), activations(seed)
         expected = run_executorch(layer, x, tmp_path)
         got = run_onnx(layer, x)
-        if bias:
-            # XNNPACK may fuse the bias add into a multiply-add: one rounding fewer
-            np.testing.assert_allclose(got, expected, rtol=0, atol=4 * np.spacing(np.abs(expected).max()))
-        else:
-            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got, expected)
         # and the check has teeth: the int8 result is not the float one
         with torch.no_grad():
             assert np.abs(expected - layer(x).numpy()).max() > 1e-3
