@@ -1,8 +1,8 @@
 """ONNX: one graph per entry point, run by ONNX Runtime; KV cache as explicit I/O.
 
 Graphs come from torch.onnx's dynamo exporter. int8 Linear layers are a graph rewrite onto
-ONNX Runtime's MatMulInteger with per-token activations (onnx_int8.py says why not
-onnxruntime's own quantize_dynamic). Embeddings are already int8 from the shared source
+ONNX Runtime's MatMulInteger that rounds as the ExecuTorch int8 export does (onnx_int8.py
+says how, and why not onnxruntime's own quantize_dynamic). Embeddings are already int8 from the shared source
 transform.
 """
 
@@ -55,7 +55,8 @@ class OnnxBackend(Backend):
         return written
 
     def quantization_record(self, mode: str) -> dict[str, Any]:
-        return linear_record(mode, "atom_deploy MatMul -> MatMulInteger rewrite (backends/onnx_int8.py); activations held as uint8 = int8 + 128")
+        return linear_record(mode, "atom_deploy MatMul (+ bias Add) -> MatMulInteger rewrite (backends/onnx_int8.py): torchao's weight integers, "
+                                    "XNNPACK's qd8 activation rounding; activations held as uint8 = int8 + 128")
 
 
 def _export_entry(entry: EntryPoint) -> torch.onnx.ONNXProgram:
