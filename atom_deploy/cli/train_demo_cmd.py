@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="steps of object-kind classification that train the conv stem first; 0 skips it")
     p.add_argument("--motion-weight", type=float, default=DEFAULTS.motion_weight,
                    help="weight of the motion softmax on single-object clips during training; 0 turns it off")
+    p.add_argument("--object-motion-weight", type=float, default=DEFAULTS.object_motion_weight,
+                   help="weight of the per-object motion softmax, read by colour, during training; 0 turns it off")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=int, default=DEFAULTS.threads)
     p.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup=args.warmup, threads=args.threads, save_every=args.save_every,
         attribute_weight=args.attribute_weight, patch_attribute_weight=args.patch_attribute_weight,
         stem_warmup_steps=args.stem_warmup_steps,
-        motion_weight=args.motion_weight,
+        motion_weight=args.motion_weight, object_motion_weight=args.object_motion_weight,
     )
     record = train_demo(args.out, config)
     print(f"trained {record['steps_done']} steps in {record['seconds']:.0f} s: caption loss "

@@ -21,6 +21,7 @@ import torch
 from atom_deploy.demo import sample_at
 from atom_deploy.demo.dataset import text_example_at
 from atom_deploy.training.attributes import attribute_vector, single_object_motion
+from atom_deploy.training.object_motion import object_motions
 from atom_deploy.video.preprocess import ClipSpec, to_clip_tensor
 
 IGNORE = -100  # label of positions that carry no loss
@@ -39,6 +40,7 @@ class CaptionBatch:
     lengths: torch.Tensor  # [B] tokens per target, EOS included
     attributes: torch.Tensor  # [B, len(ATTRIBUTES)] 0/1: the scene's facts, for the attribute probe
     motions: torch.Tensor  # [B] int64: index in MOTIONS of a single object's motion, NO_SINGLE_MOTION otherwise
+    objects: torch.Tensor  # [B, MAX_OBJECTS, 2] int64: each object's (colour, motion) indices, NO_OBJECT padded
 
 
 @dataclass
@@ -68,19 +70,21 @@ class Encoding:
 
 
 def caption_batch(encoding: Encoding, spec: ClipSpec, seed: int, start: int, size: int) -> CaptionBatch:
-    clips, targets, attributes, motions = [], [], [], []
+    clips, targets, attributes, motions, objects = [], [], [], [], []
     for index in range(start, start + size):
         sample = sample_at("train", index, seed, spec.num_frames, spec.size)
         clips.append(to_clip_tensor(list(sample.frames()), spec)[0])
         targets.append(encoding.caption(sample.canonical))
         attributes.append(attribute_vector(sample.scene))
         motions.append(single_object_motion(sample.scene))
+        objects.append(object_motions(sample.scene))
     return CaptionBatch(
         torch.from_numpy(np.stack(clips)),
         _pad(targets, encoding.pad_id),
         torch.tensor([len(t) for t in targets]),
         torch.stack(attributes),
         torch.tensor(motions),
+        torch.stack(objects),
     )
 
 

@@ -26,6 +26,7 @@ from atom_deploy.training.attributes import AttributeProbe, attribute_loss, moti
 from atom_deploy.training.corpus import train_world_tokenizer
 from atom_deploy.training.examples import BatchStream, Encoding
 from atom_deploy.training.forward import caption_loss, text_loss
+from atom_deploy.training.object_motion import ObjectMotionProbe, object_motion_loss
 from atom_deploy.training.warmup import KIND_TASK, warm_up
 from atom_deploy.video.preprocess import ClipSpec
 from atom_runner.errors import AtomError
@@ -36,7 +37,7 @@ TRAINING_RECORD = "training.json"
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    # The defaults are the shipped model's recipe (49.0 min on 2 cores, stem warm-up included; the budget is 60).
+    # The defaults are the shipped model's recipe (49.2 min on 2 cores, stem warm-up included; the budget is 60).
     steps: int = 2100
     caption_batch: int = 16
     text_batch: int = 16
@@ -54,6 +55,8 @@ class TrainConfig:
     patch_attribute_weight: float = 0.2
     # Weight of a motion softmax on the caption batch's single-object clips (training/attributes.py); 0 turns it off.
     motion_weight: float = 1.0
+    # Weight of a motion softmax per object, read by its colour, on every clip (training/object_motion.py); 0 turns it off.
+    object_motion_weight: float = 1.0
     # Up to 4 captions per text example: the pipelines fit as many as the context holds.
     clips_per_example: tuple[int, int] = (1, 4)
     threads: int = 2
@@ -85,6 +88,7 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     # answerable for every fact while the caption loss trains through the transformer.
     patch_probe = AttributeProbe(config.encoder.width)
     motion_probe = AttributeProbe(config.decoder.dim, outputs=len(MOTIONS))
+    object_motion_probe = ObjectMotionProbe(config.decoder.dim)
     # Training only: NHWC convs run the stem forward + backward ~2x faster on CPU; _save
     # writes contiguous tensors, so the weights on disk are the same either way.
     encoder.to(memory_format=torch.channels_last)
@@ -99,7 +103,7 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     # The patch tokens are read where the encoder makes them, so the model code stays the export code.
     patch_tokens: list[torch.Tensor] = []
     encoder.patch_embed.register_forward_hook(lambda _m, _i, out: patch_tokens.append(out))
-    params = [p for m in (encoder, decoder, probe, patch_probe, motion_probe) for p in m.parameters()]
+    params = [p for m in (encoder, decoder, probe, patch_probe, motion_probe, object_motion_probe) for p in m.parameters()]
     decayed = [p for p in params if p.dim() >= 2]
     others = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -115,9 +119,9 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
                                          worker_init_fn=lambda _: torch.set_num_threads(1))
     history: list[dict] = []
-    smooth = {"caption": None, "text": None, "attributes": None, "patch_attributes": None, "motion": None}
+    smooth = {"caption": None, "text": None, "attributes": None, "patch_attributes": None, "motion": None, "object_motion": None}
     bar = tqdm(loader, total=train.steps, desc="train-demo", disable=not progress, file=sys.stderr)
-    for module in (encoder, decoder, probe, patch_probe, motion_probe):
+    for module in (encoder, decoder, probe, patch_probe, motion_probe, object_motion_probe):
         module.train()
     for step, (captions, texts) in enumerate(bar, start=1):
         prefix = encoder(captions.clips)
@@ -125,24 +129,27 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
         loss_a = attribute_loss(probe, prefix, captions.attributes)
         loss_p = attribute_loss(patch_probe, patch_tokens.pop(), captions.attributes)
         loss_m = motion_loss(motion_probe, prefix, captions.motions)
+        loss_o = object_motion_loss(object_motion_probe, prefix, captions.objects)
         loss_t = text_loss(decoder, texts)
         optimizer.zero_grad(set_to_none=True)
         (loss_c + loss_t + train.attribute_weight * loss_a + train.patch_attribute_weight * loss_p
-         + train.motion_weight * loss_m).backward()
+         + train.motion_weight * loss_m + train.object_motion_weight * loss_o).backward()
         nn.utils.clip_grad_norm_(params, train.clip_grad)
         optimizer.step()
         schedule.step()
         for key, value in (("caption", loss_c.item()), ("text", loss_t.item()), ("attributes", loss_a.item()),
-                           ("patch_attributes", loss_p.item()), ("motion", loss_m.item())):
+                           ("patch_attributes", loss_p.item()), ("motion", loss_m.item()),
+                           ("object_motion", loss_o.item())):
             smooth[key] = value if smooth[key] is None else 0.95 * smooth[key] + 0.05 * value
         bar.set_postfix(caption=f"{smooth['caption']:.3f}", text=f"{smooth['text']:.3f}",
                         attr=f"{smooth['attributes']:.2f}", patch=f"{smooth['patch_attributes']:.2f}",
-                        motion=f"{smooth['motion']:.2f}", lr=f"{schedule.get_last_lr()[0]:.1e}")
+                        motion=f"{smooth['motion']:.2f}", objects=f"{smooth['object_motion']:.2f}", lr=f"{schedule.get_last_lr()[0]:.1e}")
         if step % 25 == 0 or step == train.steps:
             history.append({"step": step, "caption_loss": round(smooth["caption"], 4), "text_loss": round(smooth["text"], 4),
                             "attribute_loss": round(smooth["attributes"], 3),
                             "patch_attribute_loss": round(smooth["patch_attributes"], 3),
-                            "motion_loss": round(smooth["motion"], 3), "seconds": round(time.perf_counter() - started, 1)})
+                            "motion_loss": round(smooth["motion"], 3),
+                            "object_motion_loss": round(smooth["object_motion"], 3), "seconds": round(time.perf_counter() - started, 1)})
         if step % train.save_every == 0 or step == train.steps:
             record = _record(train, config, step, started, smooth, history, stem_kind_accuracy)
             _save(out, config, encoder, decoder, record, save_file)
@@ -192,6 +199,7 @@ def _record(train: TrainConfig, config: ModelConfig, step: int, started: float, 
         "final_attribute_loss": round(smooth["attributes"], 3),
         "final_patch_attribute_loss": round(smooth["patch_attributes"], 3),
         "final_motion_loss": round(smooth["motion"], 3),
+        "final_object_motion_loss": round(smooth["object_motion"], 3),
         "stem_warmup_kind_accuracy": None if stem_kind_accuracy is None else round(stem_kind_accuracy, 3),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "history": history,
