@@ -1,7 +1,7 @@
 """A training-only probe that asks the encoder what each object, named by its colour, does.
 
 The pooled motion term (attributes.motion_loss) reads single-object clips only, and there it
-worked: fp32 captions name 100% of single objects' motions right on the 300-clip test split.
+worked: fp32 captions named 98% of single objects' motions right on the 300-clip test split.
 Objects that share a clip were named right 19-67% of the time (grows 21%, shrinks 19%; the
 decoder fell back on "stays still"). A pooled reader cannot say whose motion it sees, and the
 attribute probe's colour+motion facts are pooled too. Here the object's colour is the query
