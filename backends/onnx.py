@@ -2,8 +2,8 @@
 
 Graphs come from torch.onnx's dynamo exporter. int8 Linear layers are a graph rewrite onto
 ONNX Runtime's MatMulInteger that rounds as the ExecuTorch int8 export does (onnx_int8.py
-says how, and why not onnxruntime's own quantize_dynamic). Embeddings are already int8 from the shared source
-transform.
+says how, and why not onnxruntime's own quantize_dynamic). Embeddings are already int8
+from the shared source transform.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     # The patch tokens are read where the encoder makes them, so the model code stays the export code.
     patch_tokens: list[torch.Tensor] = []
     encoder.patch_embed.register_forward_hook(lambda _m, _i, out: patch_tokens.append(out))
-    params = [p for m in (encoder, decoder, probe, patch_probe, motion_probe, object_motion_probe) for p in m.parameters()]
+    trained = (encoder, decoder, probe, patch_probe, motion_probe, object_motion_probe)
+    params = [p for m in trained for p in m.parameters()]
     decayed = [p for p in params if p.dim() >= 2]
     others = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -121,7 +122,7 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     history: list[dict] = []
     smooth = {"caption": None, "text": None, "attributes": None, "patch_attributes": None, "motion": None, "object_motion": None}
     bar = tqdm(loader, total=train.steps, desc="train-demo", disable=not progress, file=sys.stderr)
-    for module in (encoder, decoder, probe, patch_probe, motion_probe, object_motion_probe):
+    for module in trained:
         module.train()
     for step, (captions, texts) in enumerate(bar, start=1):
         prefix = encoder(captions.clips)
