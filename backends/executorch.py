@@ -12,7 +12,7 @@ from torch.export import export
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.export.contract import EntryPoint, ExportableModule
-from atom_deploy.export.quantize import linear_record, quantize_embeddings, quantize_linears_torchao
+from atom_deploy.export.quantize import QuantRecipe, linear_record, quantize_embeddings, quantize_linears_torchao
 from atom_runner.schema import KVStyle
 
 
@@ -21,10 +21,11 @@ class ExecuTorchBackend(Backend):
     suffix = ".pte"
     kv_style = KVStyle.MUTABLE_BUFFERS
 
-    def quantize(self, model: nn.Module, mode: str) -> None:
-        if mode == "int8":
+    def quantize(self, model: nn.Module, mode: str | QuantRecipe) -> None:
+        recipe = QuantRecipe.of(mode)
+        if recipe.quantized:
             quantize_embeddings(model)
-            quantize_linears_torchao(model)
+            quantize_linears_torchao(model, recipe)
 
     def export(self, module: ExportableModule, out_dir: Path, mode: str) -> list[WrittenEntry]:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -43,8 +44,14 @@ class ExecuTorchBackend(Backend):
         path.write_bytes(program.buffer)
         return [WrittenEntry(entry.name, path, (path,)) for entry in module.entry_points]
 
-    def quantization_record(self, mode: str) -> dict[str, Any]:
-        return linear_record(mode, "torchao Int8DynamicActivationIntxWeightConfig(int8, PerAxis(0)) -> XNNPACK")
+    def quantization_record(self, mode: str | QuantRecipe) -> dict[str, Any]:
+        recipe = QuantRecipe.of(mode)
+        int8 = "torchao Int8DynamicActivationIntxWeightConfig(int8, PerAxis(0)) -> XNNPACK qd8-f32-qc8w"
+        if recipe.mode != "8da4w":
+            return linear_record(recipe, int8)
+        return linear_record(recipe, f"torchao Int8DynamicActivationIntxWeightConfig(int4, PerGroup({recipe.group_size}), "
+                                     "weight_scale_dtype=bfloat16) -> XNNPACK qd8-f32-qb4w (bf16 block scales); "
+                                     f"fallback: {int8}")
 
 
 def _export_entry(entry: EntryPoint) -> torch.export.ExportedProgram:

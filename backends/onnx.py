@@ -1,9 +1,9 @@
 """ONNX: one graph per entry point, run by ONNX Runtime; KV cache as explicit I/O.
 
-Graphs come from torch.onnx's dynamo exporter. int8 Linear layers are a graph rewrite onto
-ONNX Runtime's MatMulInteger that rounds as the ExecuTorch int8 export does (onnx_int8.py
-says how, and why not onnxruntime's own quantize_dynamic). Embeddings are already int8
-from the shared source transform.
+Graphs come from torch.onnx's dynamo exporter. Quantized Linear layers are a graph rewrite
+onto ONNX Runtime's MatMulInteger that rounds as the ExecuTorch export does: int8 in
+onnx_int8.py (which says why not onnxruntime's own quantize_dynamic), 8da4w in onnx_int4.py
+(which says why not MatMulNBits). Embeddings are already int8 from the shared source transform.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from torch import nn
 
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
+from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
 from atom_deploy.export.contract import EntryPoint, ExportableModule
-from atom_deploy.export.quantize import linear_record, quantize_embeddings
+from atom_deploy.export.quantize import QuantRecipe, linear_record, quantize_embeddings
 from atom_runner.schema import Entry, KVStyle
 
 OPSET = 18
@@ -32,20 +33,24 @@ class OnnxBackend(Backend):
     suffix = ".onnx"
     kv_style = KVStyle.EXPLICIT_IO
 
-    def quantize(self, model: nn.Module, mode: str) -> None:
-        if mode == "int8":
+    def quantize(self, model: nn.Module, mode: str | QuantRecipe) -> None:
+        if QuantRecipe.of(mode).quantized:
             quantize_embeddings(model)
 
-    def export(self, module: ExportableModule, out_dir: Path, mode: str) -> list[WrittenEntry]:
+    def export(self, module: ExportableModule, out_dir: Path, mode: str | QuantRecipe) -> list[WrittenEntry]:
+        recipe = QuantRecipe.of(mode)
         written = []
         for entry in module.entry_points:
             stem = module.name if entry.name == Entry.FORWARD else f"{module.name}.{entry.name}"
             path = out_dir / f"{stem}{self.suffix}"
             program = _export_entry(entry)
-            if mode == "int8":
-                # The int8 graph is a quarter of the fp32 one, so it fits a protobuf.
+            if recipe.quantized:
+                # A quantized graph is at most a quarter of the fp32 one, so it fits a protobuf.
                 model = program.model_proto
-                quantize_matmuls_per_token(model)
+                if recipe.mode == "8da4w":
+                    quantize_matmuls_8da4w(model, recipe.group_size)
+                else:
+                    quantize_matmuls_per_token(model)
                 _save(model, path)
             else:
                 big = _parameter_bytes(entry.module) > EXTERNAL_DATA_BYTES
@@ -54,9 +59,16 @@ class OnnxBackend(Backend):
             written.append(WrittenEntry(entry.name, path, tuple(files)))
         return written
 
-    def quantization_record(self, mode: str) -> dict[str, Any]:
-        return linear_record(mode, "atom_deploy MatMul (+ bias Add) -> MatMulInteger rewrite (backends/onnx_int8.py): torchao's weight integers, "
-                                    "XNNPACK's qd8 activation rounding; activations held as uint8 = int8 + 128")
+    def quantization_record(self, mode: str | QuantRecipe) -> dict[str, Any]:
+        recipe = QuantRecipe.of(mode)
+        int8 = ("atom_deploy MatMul (+ bias Add) -> MatMulInteger rewrite (backends/onnx_int8.py): torchao's weight integers, "
+                "XNNPACK's qd8 activation rounding; activations held as uint8 = int8 + 128")
+        if recipe.mode != "8da4w":
+            return linear_record(recipe, int8)
+        return linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> MatMulInteger + Scan rewrite (backends/onnx_int4.py): "
+                                     f"torchao's int4 integers and bf16 scales per {recipe.group_size} inputs, packed two per byte; "
+                                     "XNNPACK's qd8 activation rounding and qb4w summation order; not MatMulNBits; "
+                                     f"fallback: {int8}")
 
 
 def _export_entry(entry: EntryPoint) -> torch.onnx.ONNXProgram:

@@ -31,6 +31,8 @@ Kernel choices measured on this 2-core AVX2 (no VNNI) machine:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -38,9 +40,18 @@ from onnx import TensorProto, helper, numpy_helper
 OP_TYPE = "MatMul"
 PREFIX = "atomq"
 
+# (rewrite name, activation input, float32 weight [K, N], float32 bias [N] or None, output)
+#   -> (new initializers, new nodes)
+Rewrite = Callable[[str, str, np.ndarray, "np.ndarray | None", str], tuple[list[onnx.TensorProto], list[onnx.NodeProto]]]
+
 
 def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
-    """Rewrite every MatMul with a 2-D constant weight in place; returns how many."""
+    """Rewrite every MatMul with a 2-D constant weight in place (int8); returns how many."""
+    return rewrite_matmuls(model, int8_matmul)
+
+
+def rewrite_matmuls(model: onnx.ModelProto, rewrite: Rewrite) -> int:
+    """Replace every MatMul with a 2-D float constant weight (and its bias Add) by `rewrite`'s nodes."""
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -58,25 +69,15 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
         if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
             new_nodes.append(node)
             continue
-        w_q, w_scale = quantize_weight(numpy_helper.to_array(weight))
-        graph.initializer.extend([
-            # stored as uint8 = int8 + 128 with zero point 128: see the module docstring
-            numpy_helper.from_array((w_q.astype(np.int16) + 128).astype(np.uint8), f"{weight.name}_u8"),
-            numpy_helper.from_array(w_scale, f"{weight.name}_scale"),
-            # sum over K of Wq per output column: folds the activation zero point out
-            numpy_helper.from_array(w_q.astype(np.int32).sum(axis=0, dtype=np.int32), f"{weight.name}_colsum"),
-        ])
         name, out, bias = f"{PREFIX}{rewritten}", node.output[0], None
-        bias_add = _bias_add(node.output[0], w_q.shape[1], consumers, initializers)
+        bias_add = _bias_add(node.output[0], weight.dims[1], consumers, initializers)
         if bias_add is not None:
-            bias, out = bias_add.input[1], bias_add.output[0]
-            graph.initializer.extend([
-                numpy_helper.from_array(w_scale.astype(np.float64), f"{weight.name}_scale64"),
-                numpy_helper.from_array(numpy_helper.to_array(initializers[bias]).astype(np.float64), f"{name}_bias64"),
-            ])
+            bias, out = numpy_helper.to_array(initializers[bias_add.input[1]]), bias_add.output[0]
             folded.add(id(bias_add))
-            uses[bias] -= 1
-        new_nodes += _per_token_matmul(name, node.input[0], weight.name, out, bias is not None)
+            uses[bias_add.input[1]] -= 1
+        inits, nodes = rewrite(name, node.input[0], numpy_helper.to_array(weight), bias, out)
+        graph.initializer.extend(inits)
+        new_nodes += nodes
         rewritten += 1
         uses[weight.name] -= 1
     del graph.node[:]
@@ -85,6 +86,24 @@ def quantize_matmuls_per_token(model: onnx.ModelProto) -> int:
     for init in unused:
         graph.initializer.remove(init)
     return rewritten
+
+
+def int8_matmul(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: str):
+    """One MatMul (+ bias) as XNNPACK's qd8-f32-qc8w GEMM computes it (see the module docstring)."""
+    w_q, w_scale = quantize_weight(w)
+    inits = [
+        # stored as uint8 = int8 + 128 with zero point 128: see the module docstring
+        numpy_helper.from_array((w_q.astype(np.int16) + 128).astype(np.uint8), f"{name}_w_u8"),
+        numpy_helper.from_array(w_scale, f"{name}_w_scale"),
+        # sum over K of Wq per output column: folds the activation zero point out
+        numpy_helper.from_array(w_q.astype(np.int32).sum(axis=0, dtype=np.int32), f"{name}_w_colsum"),
+    ]
+    if bias is not None:
+        inits += [
+            numpy_helper.from_array(w_scale.astype(np.float64), f"{name}_w_scale64"),
+            numpy_helper.from_array(bias.astype(np.float64), f"{name}_bias64"),
+        ]
+    return inits, _per_token_matmul(name, x, f"{name}_w", out, bias is not None)
 
 
 def _bias_add(matmul_out: str, columns: int, consumers: dict, initializers: dict) -> onnx.NodeProto | None:
@@ -126,7 +145,8 @@ def _constants() -> list[onnx.NodeProto]:
     ]
 
 
-def _per_token_matmul(name: str, x: str, weight: str, out: str, has_bias: bool) -> list[onnx.NodeProto]:
+def per_token_activation(name: str, x: str) -> list[onnx.NodeProto]:
+    """XNNPACK's qd8 quantizer: `{name}_xc` (int8 values, as float), `{name}_zp`, `{name}_inv` (1/m)."""
     c = lambda k: f"{PREFIX}_{k}"  # noqa: E731  shared constants
     t = lambda k: f"{name}_{k}"  # noqa: E731  this rewrite's intermediates
     node = helper.make_node
@@ -160,6 +180,14 @@ def _per_token_matmul(name: str, x: str, weight: str, out: str, has_bias: bool) 
         node("Round", [t("xs")], [t("xr")]),
         node("Add", [t("xr"), t("zp")], [t("xz")]),
         node("Clip", [t("xz"), c("qmin"), c("qmax")], [t("xc")]),
+    ]
+
+
+def _per_token_matmul(name: str, x: str, weight: str, out: str, has_bias: bool) -> list[onnx.NodeProto]:
+    c = lambda k: f"{PREFIX}_{k}"  # noqa: E731  shared constants
+    t = lambda k: f"{name}_{k}"  # noqa: E731  this rewrite's intermediates
+    node = helper.make_node
+    return per_token_activation(name, x) + [
         # int8 -> uint8 by +128 on both sides: Xq_u8 @ (Wu8 - 128) = (Xq + 128) @ Wq, exact in int32
         node("Add", [t("xc"), c("offset")], [t("xu")]),
         node("Cast", [t("xu")], [t("xq")], to=TensorProto.UINT8),

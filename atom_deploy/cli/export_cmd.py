@@ -1,4 +1,4 @@
-"""atom-deploy export: the three modules as separate int8 ExecuTorch .pte files and ONNX graphs."""
+"""atom-deploy export: the three modules as separate quantized ExecuTorch .pte files and ONNX graphs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=__doc__.split(": ", 1)[1])
     p.add_argument("--model", default=DEFAULT_MODEL, help="demo (the shipped trained model), a random-weight preset (tiny, mplug2plus) or a model folder")
     p.add_argument("--backend", default="all", help="executorch, onnx or all")
-    p.add_argument("--quant", default="int8", help="int8 (Linear + Embedding) or fp32")
+    # Modes and the default group size live in export/quantize.py, which imports torch: checked there, not here.
+    p.add_argument("--quant", default="int8",
+                   help="int8 (the paper's: Linear + Embedding), 8da4w (int4 grouped Linear weights, int8 embeddings) or fp32")
+    p.add_argument("--group-size", type=int, default=None,
+                   help="8da4w only: input features per int4 weight scale, a multiple of 32 (default: the recipe's; "
+                        "written to the manifest)")
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
     p.add_argument("--clip-size", type=int, default=None, help="export for smaller frames, e.g. 112 (ablation)")
     p.add_argument("--clip-frames", type=int, default=None, help="export for fewer frames, e.g. 2 (ablation)")
@@ -27,11 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from atom_deploy.backends import backend_names
     from atom_deploy.export.pipeline import ExportRequest, run_export
+    from atom_deploy.export.quantize import QuantRecipe
     from atom_deploy.weights.clip_variant import variant_spec
 
     backends = tuple(backend_names()) if args.backend == "all" else (args.backend,)
     request = ExportRequest(
-        model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends, quant=args.quant, decode_steps=args.decode_steps,
+        model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends,
+        quant=QuantRecipe(args.quant, args.group_size), decode_steps=args.decode_steps,
         out=args.out, force=args.force, seed=args.seed,
     )
     reports = run_export(request)

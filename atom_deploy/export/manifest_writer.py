@@ -12,7 +12,7 @@ from typing import Any
 from atom_deploy import __version__
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.export.contract import ExportableModule
-from atom_deploy.export.quantize import EMBEDDING_SCHEME
+from atom_deploy.export.quantize import EMBEDDING_SCHEME, UNQUANTIZED, QuantRecipe
 from atom_deploy.model_source import ModelSource
 from atom_runner.manifest import sha256_file
 from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, TokenizerName
@@ -43,11 +43,11 @@ def file_record(path: Path) -> dict[str, Any]:
     return {Key.FILE: path.name, Key.SHA256: sha256_file(path), Key.BYTES: path.stat().st_size}
 
 
-def module_manifest(record: ModuleRecord, mode: str) -> dict[str, Any]:
+def module_manifest(record: ModuleRecord, mode: str | QuantRecipe) -> dict[str, Any]:
     quantization = dict(record.quantization)
-    if mode == "int8":
+    if QuantRecipe.of(mode).quantized:
         quantization["embedding"] = EMBEDDING_SCHEME
-        quantization["unquantized"] = "LayerNorm, RMSNorm, softmax, attention matmuls, RoPE, pooling"
+        quantization["unquantized"] = UNQUANTIZED
     entry_files = {w.entry: w.file.name for w in record.written}
     entries = {}
     for entry in record.exportable.entry_points:
@@ -62,7 +62,7 @@ def module_manifest(record: ModuleRecord, mode: str) -> dict[str, Any]:
 
 
 def write_manifest(
-    folder: Path, backend: Backend, source: ModelSource, mode: str,
+    folder: Path, backend: Backend, source: ModelSource, mode: str | QuantRecipe,
     records: list[ModuleRecord], tokenizers: dict[str, Path],
 ) -> Path:
     config = source.config

@@ -17,7 +17,7 @@ from typing import Callable
 from atom_deploy.backends import get_backend
 from atom_deploy.export.manifest_writer import ModuleRecord, write_manifest
 from atom_deploy.export.modules import build_exportable
-from atom_deploy.export.quantize import QUANT_MODES
+from atom_deploy.export.quantize import QuantRecipe
 from atom_deploy.model_source import ModelSource, resolve_model
 from atom_deploy.text.tokenizers import copy_tokenizer, train_decoder_tokenizer
 from atom_deploy.weights.minilm import minilm_folder
@@ -29,7 +29,7 @@ from atom_runner.schema import TOKENIZER_FILES, Module, TokenizerName
 class ExportRequest:
     model: str
     backends: tuple[str, ...]
-    quant: str = "int8"
+    quant: str | QuantRecipe = "int8"  # a mode name (default group size) or a recipe
     decode_steps: int | None = None
     out: Path = Path("artifacts")
     force: bool = False
@@ -46,8 +46,7 @@ class ExportReport:
 
 
 def run_export(request: ExportRequest, progress: Callable[[str], None] = print) -> list[ExportReport]:
-    if request.quant not in QUANT_MODES:
-        raise AtomError(f"unknown quantization {request.quant!r}; valid: {list(QUANT_MODES)}")
+    quant = QuantRecipe.of(request.quant)  # validates the mode and group size up front
     backends = [get_backend(name) for name in request.backends]  # validates names up front
     source = resolve_model(request.model, request.decode_steps, request.seed)
     targets = {backend.name: request.out / backend.name for backend in backends}
@@ -60,11 +59,11 @@ def run_export(request: ExportRequest, progress: Callable[[str], None] = print) 
         staging.mkdir(parents=True)
         try:
             records = [
-                _export_module(name, backend, source, request.quant, staging, progress, reports)
+                _export_module(name, backend, source, quant, staging, progress, reports)
                 for name in request.modules
             ]
             tokenizers = _write_tokenizers(source, staging)
-            write_manifest(staging, backend, source, request.quant, records, tokenizers)
+            write_manifest(staging, backend, source, quant, records, tokenizers)
             _move_into_place(staging, targets[backend.name])
         finally:
             shutil.rmtree(staging, ignore_errors=True)

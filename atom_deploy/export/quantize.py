@@ -1,21 +1,82 @@
-"""The paper's quantization policy: int8 on Linear and Embedding only, the rest stays fp32.
+"""The quantization recipes: which layers become integers, and how. The rest stays fp32.
 
-- Embedding: int8 weight-only, one scale per row. Written here as an int8 table plus a
-  per-row scale table, gathered then rescaled: only gather/cast/mul, which ExecuTorch
-  and ONNX both run. (torchao's IntxWeightOnlyConfig on nn.Embedding leaves an
-  unlowerable dequantize_affine in ExecuTorch 1.5.1.)
-- Linear: int8 weights per output channel with dynamic int8 activations. Each backend
-  realizes this with its own tool (torchao for ExecuTorch, onnxruntime for ONNX); the
-  manifest records exactly what each one did.
+- `int8` (the paper's, the default): Linear weights int8 per output channel, activations
+  int8 per token at run time ("8da8w").
+- `8da4w`: Linear weights int4 in groups of `group_size` input features, one scale per
+  group, activations int8 per token ("8da4w", as ExecuTorch's and optimum-executorch's LLM
+  recipes). A Linear whose input width is not a multiple of the group size keeps the int8
+  recipe, as optimum-executorch's "8da4w,8da8w" fallback does.
+- Both: embeddings int8 weight-only, one scale per row. Written here as an int8 table plus
+  a per-row scale table, gathered then rescaled: only gather/cast/mul, which ExecuTorch and
+  ONNX both run. (torchao's IntxWeightOnlyConfig on nn.Embedding leaves an unlowerable
+  dequantize_affine in ExecuTorch 1.5.1.)
+
+Each backend realizes a recipe with its own tool (torchao for ExecuTorch, a graph rewrite for
+ONNX); the manifest records exactly what each one did. docs/quantization.md has the numbers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-QUANT_MODES = ("int8", "fp32")
+from atom_runner.errors import AtomError
+
+QUANT_MODES = ("int8", "8da4w", "fp32")
+# Every Linear of the demo model and of the tiny preset has an input width that is a multiple of
+# 32 (96, 192, 256, 384, 704, 768, 1536), and 32 is optimum-executorch's 8da4w default.
+# ExecuTorch's export_llama defaults to 128, which 192, 384 and 704 are not multiples of.
+DEFAULT_GROUP_SIZE = 32
+# XNNPACK's blockwise int4 GEMM (qd8-f32-qb4w) takes blocks of a multiple of 32 only.
+GROUP_SIZE_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    mode: str = "int8"  # one of QUANT_MODES
+    group_size: int | None = None  # 8da4w only; None there means DEFAULT_GROUP_SIZE
+
+    def __post_init__(self):
+        if self.mode not in QUANT_MODES:
+            raise AtomError(f"unknown quantization {self.mode!r}; valid: {list(QUANT_MODES)}")
+        if self.mode != "8da4w":
+            if self.group_size is not None:
+                raise AtomError(f"--group-size applies to 8da4w only, not to {self.mode}")
+            return
+        if self.group_size is None:
+            object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
+        if self.group_size <= 0 or self.group_size % GROUP_SIZE_MULTIPLE:
+            raise AtomError(f"--group-size must be a positive multiple of {GROUP_SIZE_MULTIPLE} "
+                            f"(XNNPACK's int4 block size), got {self.group_size}")
+
+    @classmethod
+    def of(cls, value: "str | QuantRecipe") -> "QuantRecipe":
+        """A recipe from a mode name (default group size) or a recipe; errors list the valid modes."""
+        return value if isinstance(value, QuantRecipe) else cls(value)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "QuantRecipe":
+        """The recipe a manifest's quantization record (linear_record) describes."""
+        return cls(record["mode"], record.get("group_size"))
+
+    @property
+    def quantized(self) -> bool:
+        return self.mode != "fp32"
+
+    def linear_group(self, in_features: int) -> int | None:
+        """The int4 group size for a Linear with this input width, or None: int8 per channel."""
+        if self.mode == "8da4w" and in_features % self.group_size == 0:
+            return self.group_size
+        return None
+
+    def __str__(self) -> str:
+        return f"8da4w, group {self.group_size}" if self.mode == "8da4w" else self.mode
+
+
+INT8 = QuantRecipe("int8")
 
 
 class Int8Embedding(nn.Module):
@@ -43,19 +104,38 @@ def quantize_embeddings(model: nn.Module) -> int:
     return swapped
 
 
-def quantize_linears_torchao(model: nn.Module) -> None:
-    """int8 per-channel weights + dynamic per-token int8 activations (torchao '8da8w')."""
+def quantize_linears_torchao(model: nn.Module, recipe: QuantRecipe = INT8) -> None:
+    """torchao's dynamic-activation configs: 8da8w per output channel, or 8da4w per group.
+
+    8da4w group scales are bfloat16: XNNPACK stores blockwise scales as bf16 (ExecuTorch casts
+    them when it serializes), so rounding them here makes the integers and scales eager
+    PyTorch runs the ones XNNPACK runs. With fp32 scales, torchao picks the integers for a
+    scale the device never sees: one Linear's outputs then moved by up to 0.8 between eager
+    and ExecuTorch, against 5e-5 with bf16 scales (docs/quantization.md).
+    """
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
-    from torchao.quantization.granularity import PerAxis
+    from torchao.quantization.granularity import PerAxis, PerGroup
 
-    quantize_(model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0)))
+    def grouped(module: nn.Module, fqn: str) -> bool:
+        return isinstance(module, nn.Linear) and recipe.linear_group(module.in_features) is not None
+
+    def per_channel(module: nn.Module, fqn: str) -> bool:
+        return isinstance(module, nn.Linear) and recipe.linear_group(module.in_features) is None
+
+    if recipe.mode == "8da4w":
+        quantize_(model, Int8DynamicActivationIntxWeightConfig(
+            weight_dtype=torch.int4, weight_granularity=PerGroup(recipe.group_size), weight_scale_dtype=torch.bfloat16,
+        ), filter_fn=grouped)
+    quantize_(model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0)),
+              filter_fn=per_channel)
 
 
-def quantize_eager(model: nn.Module, mode: str) -> nn.Module:
-    """The eager int8 reference: the same source transforms the ExecuTorch backend applies."""
-    if mode == "int8":
+def quantize_eager(model: nn.Module, mode: "str | QuantRecipe") -> nn.Module:
+    """The eager reference: the same source transforms the ExecuTorch backend applies."""
+    recipe = QuantRecipe.of(mode)
+    if recipe.quantized:
         quantize_embeddings(model)
-        quantize_linears_torchao(model)
+        quantize_linears_torchao(model, recipe)
     return model
 
 
@@ -64,17 +144,28 @@ EMBEDDING_SCHEME = {
     "weights": "int8 symmetric, one scale per row",
     "implementation": "atom_deploy Int8Embedding (gather int8 rows, cast, multiply by gathered scale)",
 }
+UNQUANTIZED = "LayerNorm, RMSNorm, softmax, attention matmuls, RoPE, pooling"
 
 
-def linear_record(mode: str, implementation: str) -> dict:
+def linear_record(mode: "str | QuantRecipe", implementation: str) -> dict:
     """What a backend did to Linear layers, for the manifest (same scheme, its own tool)."""
-    if mode != "int8":
+    recipe = QuantRecipe.of(mode)
+    if not recipe.quantized:
         return {"mode": "fp32"}
+    int8 = {
+        "weights": "int8 symmetric, per output channel",
+        "activations": "int8 asymmetric, dynamic per token",
+        "implementation": implementation,
+    }
+    if recipe.mode == "int8":
+        return {"mode": "int8", "linear": int8}
     return {
-        "mode": "int8",
+        "mode": "8da4w",
+        "group_size": recipe.group_size,
         "linear": {
-            "weights": "int8 symmetric, per output channel",
+            "weights": f"int4 symmetric ([-8, 7]), one bfloat16 scale per {recipe.group_size} input features",
             "activations": "int8 asymmetric, dynamic per token",
             "implementation": implementation,
+            "fallback": f"Linears whose input width is not a multiple of {recipe.group_size} keep int8 per output channel",
         },
     }
