@@ -1,4 +1,4 @@
-"""atom-deploy parity: eager fp32, eager int8 and each exported backend on the same seeded inputs."""
+"""atom-deploy parity: eager fp32, eager quantized (int8, and 8da4w when exported) and each exported backend on the same seeded inputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Run parity for an export folder: every backend against eager fp32 and eager int8.
+"""Run parity for an export folder: every backend against eager fp32 and eager quantized.
+
+Each quantized recipe found in the manifests (int8, 8da4w) gets its own eager reference,
+built with the recipe the manifest records; eager int8 is always built, as the paper's.
 
 Rows compare one module on one pair of runs. Encoder and MiniLM: cosine and relative
 max-abs of outputs. Decoder: 23 greedy tokens (agreement and first divergence) plus the
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 
 from atom_deploy.export.modules import build_exportable
-from atom_deploy.export.quantize import quantize_eager
+from atom_deploy.export.quantize import INT8, QuantRecipe, quantize_eager
 from atom_deploy.model import AtomModel
 from atom_deploy.model_source import resolve_model
 from atom_deploy.parity.eager import EagerModule
@@ -27,10 +30,13 @@ from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, KVSty
 
 # Suggested thresholds from the export issue; each row records the one it used.
 FP32_REL_MAX_ABS = 1e-4
-INT8_VS_INT8_COSINE = 0.999
-INT8_VS_FP32_COSINE = 0.98
+QUANT_VS_SAME_COSINE = 0.999  # a backend against eager running the same recipe
 FP32_TOKEN_AGREEMENT = 1.0
-INT8_TEACHER_FORCED_AGREEMENT = 0.9
+QUANT_TEACHER_FORCED_AGREEMENT = 0.9
+# A recipe against eager fp32. int4 weights move outputs more than int8 ones: on the tiny
+# export, eager 8da4w measured encoder cosine 0.9851 and MiniLM (real weights) 0.9622, where
+# int8 measured 0.99989 and 0.99848.
+QUANT_VS_FP32_COSINE = {"int8": 0.98, "8da4w": 0.95}
 
 SENTENCES = [
     "a small red square slides to the left",
@@ -81,28 +87,29 @@ def run_parity(folder: Path) -> list[ParityRow]:
     first = manifests[0].data[Key.MODEL]
     source = resolve_model(first[Key.MODEL_SPEC], manifests[0].decode[Key.DECODE_STEPS], first[Key.SEED])
     inputs = _inputs(manifests[0], source.config)
-    eager = {"fp32": source.build(), "int8": source.build()}
-    for module in eager["int8"].modules().values():
-        quantize_eager(module, "int8")
-    prefix = _eager_module(eager["fp32"], Module.VIDEO_ENCODER).run(Entry.FORWARD, [inputs["clip"]])[0]
-    loaded_fp32, loaded_int8 = _eager_loaded(eager["fp32"]), _eager_loaded(eager["int8"])
-    ref_fp32 = _collect(loaded_fp32, KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix)
+    recipes = [QuantRecipe.from_record(m.module(Module.DECODER)[Key.QUANTIZATION]) for m in manifests]
+    references = [INT8] + sorted({r for r in recipes if r.quantized} - {INT8}, key=str)
+    fp32 = source.build()
+    prefix = _eager_module(fp32, Module.VIDEO_ENCODER).run(Entry.FORWARD, [inputs["clip"]])[0]
+    ref_fp32 = _collect(_eager_loaded(fp32), KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix)
     # Teacher forcing feeds every run eager fp32's greedy tokens; fed its own tokens,
     # eager fp32 predicts exactly those tokens again.
     forced_tokens = ref_fp32.forced = ref_fp32.greedy
-    ref = {
-        "fp32": ref_fp32,
-        "int8": _collect(loaded_int8, KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix, forced_tokens),
-    }
-    rows = _compare("eager int8", ref["int8"], "eager fp32", ref["fp32"], int8_vs_fp32=True)
-    for manifest in manifests:
-        mode = manifest.module(Module.DECODER)[Key.QUANTIZATION]["mode"]
+    ref, rows = {"fp32": ref_fp32}, []
+    for recipe in references:
+        model = source.build()
+        for module in model.modules().values():
+            quantize_eager(module, recipe)
+        ref[recipe.mode] = _collect(_eager_loaded(model), KVStyle.EXPLICIT_IO, manifests[0], inputs, prefix, forced_tokens)
+        rows += _compare(f"eager {recipe.mode}", ref[recipe.mode], "eager fp32", ref_fp32, vs_fp32=True, mode=recipe.mode)
+    for manifest, recipe in zip(manifests, recipes):
+        mode = recipe.mode
         loaded = {name: _load(manifest, name) for name in Module.ALL}
         out = _collect(loaded, manifest.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE], manifest, inputs, prefix, forced_tokens)
         label = f"{manifest.backend} {mode}"
-        rows += _compare(label, out, f"eager {mode}", ref[mode], int8_vs_fp32=False, mode=mode)
-        if mode == "int8":
-            rows += _compare(label, out, "eager fp32", ref["fp32"], int8_vs_fp32=True)
+        rows += _compare(label, out, f"eager {mode}", ref[mode], vs_fp32=False, mode=mode)
+        if recipe.quantized:
+            rows += _compare(label, out, "eager fp32", ref["fp32"], vs_fp32=True, mode=mode)
     return rows
 
 
@@ -110,19 +117,20 @@ def rows_to_json(rows: list[ParityRow]) -> list[dict]:
     return [{**asdict(r), "passed": r.passed} for r in rows]
 
 
-def _compare(run: str, out: Outputs, ref_name: str, ref: Outputs, int8_vs_fp32: bool, mode: str = "int8") -> list[ParityRow]:
+def _compare(run: str, out: Outputs, ref_name: str, ref: Outputs, vs_fp32: bool, mode: str) -> list[ParityRow]:
+    """Rows for `run` against `ref_name`; vs_fp32: a quantized run against eager fp32."""
     rows = []
     for module, a, b in ((Module.VIDEO_ENCODER, out.encoder, ref.encoder), (Module.MINILM, out.minilm, ref.minilm)):
-        if int8_vs_fp32:
-            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), INT8_VS_FP32_COSINE))
+        if vs_fp32:
+            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), QUANT_VS_FP32_COSINE[mode]))
         elif mode == "fp32":
             rows.append(ParityRow(module, run, ref_name, "rel max-abs", relative_max_abs(a, b), FP32_REL_MAX_ABS, False))
         else:
-            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), INT8_VS_INT8_COSINE))
+            rows.append(ParityRow(module, run, ref_name, "cosine", cosine(a, b), QUANT_VS_SAME_COSINE))
     free = TokenAgreement.of(out.greedy, ref.greedy)
     forced = TokenAgreement.of(out.forced, ref.forced)
-    gate_free = FP32_TOKEN_AGREEMENT if mode == "fp32" and not int8_vs_fp32 else None
-    gate_forced = FP32_TOKEN_AGREEMENT if gate_free else (None if int8_vs_fp32 else INT8_TEACHER_FORCED_AGREEMENT)
+    gate_free = FP32_TOKEN_AGREEMENT if mode == "fp32" and not vs_fp32 else None
+    gate_forced = FP32_TOKEN_AGREEMENT if gate_free else (None if vs_fp32 else QUANT_TEACHER_FORCED_AGREEMENT)
     rows.append(ParityRow(Module.DECODER, run, ref_name, "greedy token agreement", free.agreement, gate_free, True, free.first_divergence))
     rows.append(ParityRow(Module.DECODER, run, ref_name, "teacher-forced agreement", forced.agreement, gate_forced, True, forced.first_divergence))
     return rows
