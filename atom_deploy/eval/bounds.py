@@ -1,7 +1,9 @@
-"""The paper's int8-vs-fp32 bounds, and each row's deltas checked against them.
+"""Each quantized recipe's bounds against fp32, and each row's deltas checked against them.
 
-An int8 row is compared with the fp32 row of the same backend when that row was run
-(the quantization effect alone), else with eager fp32; the reference is recorded.
+int8 has the paper's bounds; 8da4w (int4 grouped weights) has its own, looser ones (issue 16).
+A quantized row ("<backend> <recipe>") is compared with the fp32 row of the same backend
+when that row was run (the quantization effect alone), else with eager fp32; the reference
+is recorded. The ExecuTorch and ONNX rows of one recipe are also compared with each other.
 
 Each CIDEr and R@1 delta also gets a 95% interval from a paired bootstrap over clips.
 int8 changes a few captions out of a hundred, and at 100 clips one flipped query is a
@@ -15,12 +17,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CIDER_DROP_MAX = 1.5  # int8 CIDEr may be at most 1.5 below fp32
-R1_DROP_MAX = 2.3  # int8 R@1 may be at most 2.3 points below fp32
-BACKEND_CIDER_GAP_MAX = 0.5  # ExecuTorch int8 vs ONNX int8 CIDEr, either way
-STSB_DROP_MAX = 0.005  # int8 MiniLM Pearson on STS-B may be at most 0.005 below fp32
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # fixed, so a report's intervals are reproducible
+BACKEND_PAIR = ("executorch", "onnx")
+
+
+@dataclass(frozen=True)
+class QuantBounds:
+    cider_drop: float  # CIDEr may be at most this far below fp32
+    r1_drop: float  # R@1 may be at most this many points below fp32
+    backend_cider_gap: float  # ExecuTorch vs ONNX CIDEr of the same recipe, either way
+    stsb_drop: float | None  # MiniLM Pearson on STS-B below fp32; None: not gated
+
+
+QUANT_BOUNDS = {
+    "int8": QuantBounds(cider_drop=1.5, r1_drop=2.3, backend_cider_gap=0.5, stsb_drop=0.005),  # the paper's
+    # Issue 16's for int4 weights. Both backends run the same integers and roundings per Linear
+    # (tests/test_quant_8da4w.py), so their gap keeps int8's bound.
+    "8da4w": QuantBounds(cider_drop=2.0, r1_drop=3.0, backend_cider_gap=0.5, stsb_drop=None),
+}
 
 
 @dataclass(frozen=True)
@@ -56,21 +71,23 @@ def check_rows(metrics: dict[str, dict]) -> list[BoundCheck]:
     checks = []
     for row, values in metrics.items():
         backend, quant = row.split()
-        if quant != "int8":
+        if quant not in QUANT_BOUNDS:
             continue
+        bounds = QUANT_BOUNDS[quant]
         reference = f"{backend} fp32" if f"{backend} fp32" in metrics else "eager fp32"
         if reference not in metrics:
             continue
         ref = metrics[reference]
-        checks.append(BoundCheck(row, "CIDEr drop", reference, ref["cider"] - values["cider"], CIDER_DROP_MAX,
+        checks.append(BoundCheck(row, "CIDEr drop", reference, ref["cider"] - values["cider"], bounds.cider_drop,
                                  _interval(ref, values, "cider_per_clip")))
-        checks.append(BoundCheck(row, "R@1 drop", reference, ref["r1"] - values["r1"], R1_DROP_MAX,
+        checks.append(BoundCheck(row, "R@1 drop", reference, ref["r1"] - values["r1"], bounds.r1_drop,
                                  _interval(ref, values, "r1_hits")))
-    pair = ("executorch int8", "onnx int8")
-    if all(p in metrics for p in pair):
-        a, b = metrics[pair[0]], metrics[pair[1]]
-        checks.append(BoundCheck(pair[0], "CIDEr gap", pair[1], abs(a["cider"] - b["cider"]), BACKEND_CIDER_GAP_MAX,
-                                 _interval(a, b, "cider_per_clip", absolute=True)))
+    for quant, bounds in QUANT_BOUNDS.items():
+        pair = [f"{backend} {quant}" for backend in BACKEND_PAIR]
+        if all(p in metrics for p in pair):
+            a, b = metrics[pair[0]], metrics[pair[1]]
+            checks.append(BoundCheck(pair[0], "CIDEr gap", pair[1], abs(a["cider"] - b["cider"]), bounds.backend_cider_gap,
+                                     _interval(a, b, "cider_per_clip", absolute=True)))
     return checks
 
 
@@ -85,7 +102,9 @@ def check_stsb(pearsons: dict[str, float]) -> list[BoundCheck]:
     if "eager fp32" not in pearsons:
         return []
     ref = pearsons["eager fp32"]
-    return [
-        BoundCheck(row, "STS-B Pearson drop", "eager fp32", ref - value, STSB_DROP_MAX)
-        for row, value in pearsons.items() if row.endswith("int8")
-    ]
+    checks = []
+    for row, value in pearsons.items():
+        bounds = QUANT_BOUNDS.get(row.split()[-1])
+        if bounds is not None and bounds.stsb_drop is not None:
+            checks.append(BoundCheck(row, "STS-B Pearson drop", "eager fp32", ref - value, bounds.stsb_drop))
+    return checks

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from atom_deploy.cli.table import format_table
+from atom_deploy.eval.bounds import BACKEND_PAIR
 from atom_deploy.eval.caption_metrics import clean
 from atom_deploy.eval.run import EvalReport
 
@@ -25,7 +26,8 @@ ROW_FIELDS = ("row", "bleu4", "meteor", "rouge_l", "cider", "r1", "r5", "r10", "
               "cider_drop", "cider_drop_low", "cider_drop_high", "cider_drop_ok",
               "r1_drop", "r1_drop_low", "r1_drop_high", "r1_drop_ok", "bounds_reference",
               "backend_cider_gap", "backend_cider_gap_low", "backend_cider_gap_high", "backend_cider_gap_ok",
-              "stsb_drop", "stsb_drop_ok")  # _low/_high: the 95% paired-bootstrap interval (bounds.py)
+              "stsb_drop", "stsb_drop_ok",  # _low/_high: the 95% paired-bootstrap interval (bounds.py)
+              "backend_identical_captions")  # on the ExecuTorch row: captions equal to the same recipe's ONNX row
 ABLATION_FIELDS = ("group", "label", "variant", "beam", "steps", "clip_shape", "cider", "seconds_per_clip")
 CHECK_COLUMNS = {"CIDEr drop": "cider_drop", "R@1 drop": "r1_drop", "CIDEr gap": "backend_cider_gap",
                  "STS-B Pearson drop": "stsb_drop"}
@@ -37,13 +39,27 @@ def to_json(report: EvalReport) -> dict:
         "rows": [asdict(r) for r in report.rows],
         "checks": [{**asdict(c), "passed": c.passed} for c in report.checks],
         "all_bounds_passed": all(c.passed for c in report.checks),
+        "backend_caption_agreement": caption_agreement(report),
         "samples": [asdict(s) for s in report.samples],
         "ablations": [asdict(a) for a in report.ablations],
         "skipped": list(report.skipped),
     }
 
 
+def caption_agreement(report: EvalReport) -> list[dict]:
+    """Per recipe run on both backends: how many of the clips got the very same caption from each."""
+    rows = {r.name: r for r in report.rows}
+    agreement = []
+    for quant in dict.fromkeys(name.split()[1] for name in rows):
+        pair = [rows.get(f"{backend} {quant}") for backend in BACKEND_PAIR]
+        if all(pair):
+            same = sum(a == b for a, b in zip(pair[0].captions, pair[1].captions))
+            agreement.append({"row": pair[0].name, "vs": pair[1].name, "identical": same, "clips": len(pair[0].captions)})
+    return agreement
+
+
 def row_records(report: EvalReport) -> list[dict]:
+    identical = {a["row"]: a["identical"] for a in caption_agreement(report)}
     records = []
     for r in report.rows:
         record = dict.fromkeys(ROW_FIELDS, "")
@@ -52,7 +68,7 @@ def row_records(report: EvalReport) -> list[dict]:
                       median_rank=r.retrieval.median_rank, gallery=r.retrieval.gallery,
                       seconds_per_clip=_r(r.seconds_per_clip, 4), colours_right=_r(r.facts.colours, 1), objects_right=_r(r.facts.objects, 1),
                       motions_right=_r(r.facts.motions, 1), counts_right=_r(r.facts.counts, 1),
-                      backgrounds_right=_r(r.facts.backgrounds, 1))
+                      backgrounds_right=_r(r.facts.backgrounds, 1), backend_identical_captions=identical.get(r.name, ""))
         if r.stsb:
             record.update(stsb_pearson=_r(r.stsb.pearson, 4), stsb_spearman=_r(r.stsb.spearman, 4))
         for check in (c for c in report.checks if c.row == r.name):
@@ -107,6 +123,12 @@ def console(report: EvalReport) -> str:
             ("row", "check", "vs", "value", "95% interval (paired bootstrap)", "bound", "result"),
             [(c.row, c.metric, c.reference, f"{c.value:.4g}", _interval_text(c.interval), f"<= {c.bound}",
               "ok" if c.passed else "OVER") for c in report.checks],
+        ))
+    agreement = caption_agreement(report)
+    if agreement:
+        parts.append(format_table(
+            ("row", "vs", "identical captions"),
+            [(a["row"], a["vs"], f"{a['identical']} of {a['clips']}") for a in agreement],
         ))
     if report.samples:
         names = [r.name for r in report.rows]
