@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token, quantize_weight
-from atom_deploy.export.quantize import quantize_linears_torchao
+from atom_deploy.export.quantize import INT8, QuantRecipe, quantize_linears_torchao
 
 TOKENS, IN_FEATURES, OUT_FEATURES = 16, 96, 80
 
@@ -41,30 +41,33 @@ def linear(seed: int, bias: bool) -> nn.Linear:
     return layer.eval()
 
 
-def run_executorch(layer: nn.Linear, x: torch.Tensor, tmp_path) -> np.ndarray:
+def run_executorch(layer: nn.Linear, x: torch.Tensor, tmp_path, recipe: QuantRecipe = INT8) -> np.ndarray:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
     from executorch.runtime import Runtime
 
     model = nn.Sequential(copy.deepcopy(layer))  # quantize_ swaps weights in place
-    quantize_linears_torchao(model)
+    quantize_linears_torchao(model, recipe)
     with torch.no_grad():
         program = torch.export.export(model, (x,), strict=False)
-    lowered = to_edge_transform_and_lower(
+    edge = to_edge_transform_and_lower(
         program, partitioner=[XnnpackPartitioner()], compile_config=EdgeCompileConfig(_check_ir_validity=False)
-    ).to_executorch()
+    )
+    # Everything went to XNNPACK: no dequantize or matmul left for the portable kernels.
+    calls = [str(n.target) for n in edge.exported_program().graph.nodes if n.op == "call_function"]
+    assert calls and all("executorch_call_delegate" in c or "getitem" in c for c in calls), calls
     path = tmp_path / "linear.pte"
-    path.write_bytes(lowered.buffer)
+    path.write_bytes(edge.to_executorch().buffer)
     return Runtime.get().load_program(str(path)).load_method("forward").execute([x])[0].numpy()
 
 
-def run_onnx(layer: nn.Linear, x: torch.Tensor) -> np.ndarray:
+def run_onnx(layer: nn.Linear, x: torch.Tensor, rewrite=quantize_matmuls_per_token) -> np.ndarray:
     import onnxruntime as ort
 
     with torch.no_grad():
         program = torch.onnx.export(layer, (x,), input_names=["x"], output_names=["y"], dynamo=True, verbose=False)
     model = program.model_proto
-    assert quantize_matmuls_per_token(model) == 1
+    assert rewrite(model) == 1
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"x": x.numpy()})[0]
 
