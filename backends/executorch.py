@@ -19,7 +19,7 @@ from atom_runner.schema import KVStyle
 @register_backend("executorch")
 class ExecuTorchBackend(Backend):
     suffix = ".pte"
-    kv_style = KVStyle.MUTABLE_BUFFERS
+    kv_style = KVStyle.IN_PLACE
 
     def quantize(self, model: nn.Module, mode: str | QuantRecipe) -> None:
         recipe = QuantRecipe.of(mode)
@@ -39,7 +39,9 @@ class ExecuTorchBackend(Backend):
             constant_methods={f"get_{k}": v for k, v in module.metadata.items() if isinstance(v, int)},
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
         )
-        program = edge.to_executorch(ExecutorchBackendConfig())
+        # The re-inplace pass turns the KV cache's index_put into index_put_ on its buffer:
+        # without it every step copies the whole cache.
+        program = edge.to_executorch(ExecutorchBackendConfig(run_reinplace_pass=True))
         path = out_dir / f"{module.name}{self.suffix}"
         path.write_bytes(program.buffer)
         return [WrittenEntry(entry.name, path, (path,)) for entry in module.entry_points]

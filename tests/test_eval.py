@@ -169,7 +169,7 @@ def test_caption_steps_sets_the_decode_length(tiny_exports):
         clip = np.random.default_rng(0).standard_normal(session.clip_shape).astype(np.float32)
         calls = []
         step = session._stepper.step
-        session._stepper.step = lambda *a: calls.append(1) or step(*a)
+        session._stepper.step = lambda *a, **k: calls.append(1) or step(*a, **k)
 
         def decoder_calls(run) -> int:
             calls.clear()

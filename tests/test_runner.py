@@ -113,7 +113,7 @@ def reference_beam_search(model, bos: int, prompt: list[int], prefix: torch.Tens
         x = torch.cat(parts, dim=1)
         cache = torch.zeros(model.decoder.cache_shape(1))
         with torch.no_grad():
-            logits, _, _ = model.decoder(x, torch.arange(x.shape[1]), cache, cache.clone())
+            logits, _, _ = model.decoder.forward_explicit(x, torch.arange(x.shape[1]), cache, cache.clone())
         return log_softmax(logits.numpy())[0]
 
     hyps = [([], 0.0, 0, False)]  # tokens, sum, length, finished

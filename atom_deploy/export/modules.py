@@ -3,12 +3,17 @@
 Registered by module name, so a new module is one decorated function. The decoder's
 text_decoder has one calling contract on every backend:
 
-    text_decoder(embeds [B, S, D], input_pos [S], cache_index [B]) -> logits [B, V]
+    text_decoder(embeds [B, S, D], input_pos [S], cache_index [B], ...) -> logits [B, V]
 
 `cache_index` names, for each of the B rows, which cache row it continues from: greedy
 passes [0]; beam search prefills one row and then passes the parent beam of each of its
-4 hypotheses, so reordering the cache happens inside the graph. ONNX has no mutable
-state, so there the cache also goes in and out explicitly (KVStyle.EXPLICIT_IO).
+4 hypotheses, so reordering the cache happens inside the graph. How the cache crosses
+the graph boundary is the backend's KV style (schema.KVStyle):
+- IN_PLACE (ExecuTorch): per-layer buffers written in place. One more input,
+  `reorder_pos` [N], names the positions where a row takes its parent's keys and values:
+  beam search passes only the positions decoded since the rows split, so a reorder moves
+  a few positions, not the cache. Greedy passes its own position, a no-op copy.
+- EXPLICIT_IO (ONNX, which has no mutable state): the cache goes in and out as tensors.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor, nn
 from atom_deploy.export.contract import DynamicDim, EntryPoint, ExportableModule, OutputSpec, TensorSpec
 from atom_deploy.model import AtomModel
 from atom_deploy.models import Decoder
+from atom_deploy.models.kv_cache import InPlaceCache, copy_rows
 from atom_runner.errors import AtomError
 from atom_runner.schema import Entry, Key, KVStyle, Module
 from atom_runner.schema import Tensor as T
@@ -57,26 +63,27 @@ class TokenEmbedding(nn.Module):
         return self.decoder.embed(tokens)
 
 
-class StatefulTextDecoder(nn.Module):
-    """KV cache in mutable buffers [L, max_batch, Hkv, S_max, Dh] (ExecuTorch)."""
+class InPlaceTextDecoder(nn.Module):
+    """KV cache in per-layer mutable buffers [max_batch * S_max, Hkv, Dh], written in place (ExecuTorch)."""
 
     def __init__(self, decoder: Decoder):
         super().__init__()
         self.decoder = decoder
-        shape = decoder.cache_shape(decoder.config.max_batch)
-        self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
+        c = decoder.config
+        shape = (c.max_batch * c.max_context, c.kv_heads, c.head_dim)
+        for i in range(c.layers):
+            self.register_buffer(f"k_cache_{i}", torch.zeros(shape), persistent=False)
+            self.register_buffer(f"v_cache_{i}", torch.zeros(shape), persistent=False)
 
-    def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor) -> Tensor:
-        k = self.k_cache.index_select(1, cache_index)
-        v = self.v_cache.index_select(1, cache_index)
-        logits, k, v = self.decoder(embeds, input_pos, k, v)
-        # index_copy_ over arange(B), not slice assignment: a slice [:B] makes export
-        # specialize B against max_batch.
+    def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor, reorder_pos: Tensor) -> Tensor:
         rows = torch.arange(embeds.shape[0])
-        self.k_cache.index_copy_(1, rows, k)
-        self.v_cache.index_copy_(1, rows, v)
-        return logits
+        caches = []
+        for i in range(self.decoder.config.layers):
+            k, v = getattr(self, f"k_cache_{i}"), getattr(self, f"v_cache_{i}")
+            copy_rows(k, rows, cache_index, reorder_pos, self.decoder.config.max_context)
+            copy_rows(v, rows, cache_index, reorder_pos, self.decoder.config.max_context)
+            caches.append(InPlaceCache(k, v, rows, self.decoder.config.max_context))
+        return self.decoder(embeds, input_pos, caches)
 
 
 class ExplicitTextDecoder(nn.Module):
@@ -89,7 +96,7 @@ class ExplicitTextDecoder(nn.Module):
     def forward(self, embeds, input_pos, cache_index, k_cache, v_cache):
         k = k_cache.index_select(1, cache_index)
         v = v_cache.index_select(1, cache_index)
-        return self.decoder(embeds, input_pos, k, v)
+        return self.decoder.forward_explicit(embeds, input_pos, k, v)
 
 
 @register(Module.VIDEO_ENCODER)
@@ -117,8 +124,9 @@ def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
         TensorSpec(T.CACHE_INDEX, torch.tensor([0, 1]), {0: batch}),
     ]
     outputs = [OutputSpec(T.LOGITS, {0: batch})]
-    if kv_style == KVStyle.MUTABLE_BUFFERS:
-        step_module: nn.Module = StatefulTextDecoder(model.decoder)
+    if kv_style == KVStyle.IN_PLACE:
+        step_module: nn.Module = InPlaceTextDecoder(model.decoder)
+        inputs.append(TensorSpec(T.REORDER_POS, torch.tensor([1, 2]), {0: DynamicDim("reorder", 1, c.max_context)}))
     elif kv_style == KVStyle.EXPLICIT_IO:
         step_module = ExplicitTextDecoder(model.decoder)
         cache_batch = DynamicDim("cache_batch", 1, c.max_batch)

@@ -2,19 +2,25 @@
 
 The decoder is a pure language model: it reads embeddings, so a visual prefix from the
 video encoder and plain token embeddings enter the same way, and every text task reuses
-it. `forward` is functional over an explicit KV cache; `atom_deploy.export.decoder`
-wraps it either with the cache in module buffers (ExecuTorch) or as graph inputs and
-outputs (ONNX). The cache is static: [layers, batch, kv_heads, max_context, head_dim].
+it. Each layer reads and writes its keys and values through a cache object
+(models/kv_cache.py): a buffer written in place for ExecuTorch, tensors passed in and out
+for ONNX and the eager reference, none for teacher-forced training. The cache is static:
+[layers, batch, kv_heads, max_context, head_dim].
 """
 
 from __future__ import annotations
+
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from atom_deploy.config import DecoderConfig
+from atom_deploy.models.kv_cache import ExplicitCache
 from atom_deploy.models.rope import apply_rope, rope_tables
+
+LayerCache = Any  # NoCache, ExplicitCache or InPlaceCache (models/kv_cache.py)
 
 
 class RMSNorm(nn.Module):
@@ -36,29 +42,32 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.heads * config.head_dim, config.dim, bias=False)
 
-    def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, input_pos: Tensor,
-        k_cache: Tensor, v_cache: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        # x: [B, S, D], cos/sin: [S, Dh], mask: [S, S_max] bool, input_pos: [S]
-        # k_cache/v_cache: [B, Hkv, S_max, Dh]
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
+        # x: [B, S, D], cos/sin: [S, Dh], mask: [S, T] bool over the positions the cache returns
         B, S, _ = x.shape
         q = self.q_proj(x).view(B, S, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        k_cache = k_cache.index_copy(2, input_pos, k)
-        v_cache = v_cache.index_copy(2, input_pos, v)
-        keys, values = self._repeat_kv(k_cache), self._repeat_kv(v_cache)  # [B, H, S_max, Dh]
-        scores = (q @ keys.transpose(-2, -1)) * (self.head_dim**-0.5)  # [B, H, S, S_max]
-        scores = scores.masked_fill(~mask, float("-inf"))
-        out = scores.softmax(dim=-1) @ values  # [B, H, S, Dh]
-        return self.o_proj(out.transpose(1, 2).reshape(B, S, -1)), k_cache, v_cache
+        keys, values = cache.update(input_pos, k, v)  # [B, Hkv, T, Dh]
+        out = grouped_attention(q, keys, values, mask)  # [B, Hkv, rep, S, Dh]
+        return self.o_proj(out.permute(0, 3, 1, 2, 4).reshape(B, S, -1))
 
-    def _repeat_kv(self, cache: Tensor) -> Tensor:
-        B, Hkv, S_max, Dh = cache.shape
-        rep = self.heads // self.kv_heads
-        return cache[:, :, None].expand(B, Hkv, rep, S_max, Dh).reshape(B, Hkv * rep, S_max, Dh)
+
+def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+    """Grouped-query attention without repeating the cache.
+
+    q [B, H, S, Dh] with H = Hkv * rep is regrouped as [B, Hkv, rep * S, Dh], so each KV
+    head serves its rep query heads in one matmul: the keys and values [B, Hkv, T, Dh]
+    are read as they are, never expanded to H heads. -> [B, Hkv, rep, S, Dh]
+    """
+    B, H, S, Dh = q.shape
+    kv_heads, T = keys.shape[1], keys.shape[2]
+    rep = H // kv_heads
+    grouped = q.unflatten(1, (kv_heads, rep)).flatten(2, 3)  # [B, Hkv, rep * S, Dh]
+    scores = (grouped @ keys.transpose(-2, -1)) * (Dh**-0.5)
+    scores = scores.unflatten(2, (rep, S)).masked_fill(~mask, float("-inf"))
+    return (scores.softmax(dim=-1).flatten(2, 3) @ values).unflatten(2, (rep, S))
 
 
 class FeedForward(nn.Module):
@@ -80,12 +89,9 @@ class DecoderBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, cos, sin, mask, input_pos, k_cache, v_cache):
-        h, k_cache, v_cache = self.self_attn(
-            self.input_layernorm(x), cos, sin, mask, input_pos, k_cache, v_cache
-        )
-        x = x + h
-        return x + self.mlp(self.post_attention_layernorm(x)), k_cache, v_cache
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, input_pos, cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class Decoder(nn.Module):
@@ -112,18 +118,20 @@ class Decoder(nn.Module):
         # tokens: [B, S] -> [B, S, D]
         return self.embed_tokens(tokens)
 
-    def forward(
-        self, embeds: Tensor, input_pos: Tensor, k_cache: Tensor, v_cache: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        # embeds: [B, S, D], input_pos: [S], k_cache/v_cache: [L, B, Hkv, S_max, Dh]
-        # -> logits of the last position [B, V], updated caches
+    def forward(self, embeds: Tensor, input_pos: Tensor, caches: Sequence[LayerCache]) -> Tensor:
+        # embeds: [B, S, D], input_pos: [S] consecutive positions, one cache per layer
+        # -> logits of the last position [B, V]
         cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
         mask = self.causal_mask[input_pos]  # [S, S_max]: position p sees 0..p
         x = embeds
-        new_k, new_v = [], []
-        for i, layer in enumerate(self.layers):
-            x, k, v = layer(x, cos, sin, mask, input_pos, k_cache[i], v_cache[i])
-            new_k.append(k)
-            new_v.append(v)
-        logits = self.lm_head(self.norm(x[:, -1:, :]))[:, 0, :]
-        return logits, torch.stack(new_k), torch.stack(new_v)
+        for layer, cache in zip(self.layers, caches):
+            x = layer(x, cos, sin, mask, input_pos, cache)
+        return self.lm_head(self.norm(x[:, -1:, :]))[:, 0, :]
+
+    def forward_explicit(
+        self, embeds: Tensor, input_pos: Tensor, k_cache: Tensor, v_cache: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """`forward` over caches passed in and returned: k_cache/v_cache [L, B, Hkv, S_max, Dh]."""
+        caches = [ExplicitCache(k, v) for k, v in zip(k_cache, v_cache)]
+        logits = self(embeds, input_pos, caches)
+        return logits, torch.stack([c.k for c in caches]), torch.stack([c.v for c in caches])

@@ -2,9 +2,9 @@
 
 `Decoder.forward` is the export/inference path: it returns only the last position's
 logits and writes a static KV cache. Training needs every target position at once, so
-this runs the same layers with a cache exactly as long as the batch's sequence (fully
-overwritten by the `index_copy`) and the causal mask sliced to it. Same weights, same
-arithmetic, so what is trained here is what the exported decoder computes step by step.
+this runs the same layers attending over the sequence itself (no cache) with the causal
+mask sliced to it. Same weights, same arithmetic, so what is trained here is what the
+exported decoder computes step by step.
 """
 
 from __future__ import annotations
@@ -14,20 +14,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from atom_deploy.models import Decoder
+from atom_deploy.models.kv_cache import NoCache
 from atom_deploy.training.examples import IGNORE, CaptionBatch, TextBatch
 
 
 def hidden_states(decoder: Decoder, embeds: Tensor) -> Tensor:
     # embeds: [B, S, D] -> final-normed hidden states [B, S, D]
-    B, S, _ = embeds.shape
-    c = decoder.config
+    S = embeds.shape[1]
     pos = torch.arange(S)
     cos, sin = decoder.rope_cos[pos], decoder.rope_sin[pos]
     mask = decoder.causal_mask[:S, :S]
-    empty = embeds.new_zeros(B, c.kv_heads, S, c.head_dim)
     x = embeds
     for layer in decoder.layers:
-        x, _, _ = layer(x, cos, sin, mask, pos, empty, empty)
+        x = layer(x, cos, sin, mask, pos, NoCache())
     return decoder.norm(x)
 
 

@@ -20,12 +20,23 @@ std::vector<float> Stepper::embed(const std::vector<int64_t>& tokens, int rows, 
   return std::move(out.data);
 }
 
+std::vector<int64_t> reorder_positions(const std::vector<int64_t>& cache_index, int64_t start, int64_t shared_until) {
+  bool identity = true;
+  for (size_t r = 0; r < cache_index.size(); ++r) identity = identity && cache_index[r] == int64_t(r);
+  if (identity || shared_until >= start) return {start};
+  std::vector<int64_t> positions(size_t(start - shared_until));
+  std::iota(positions.begin(), positions.end(), shared_until);
+  return positions;
+}
+
 FloatOut Stepper::step(const std::vector<float>& embeds, int rows, int seq, const std::vector<int64_t>& input_pos,
-                       const std::vector<int64_t>& cache_index) {
+                       const std::vector<int64_t>& cache_index, int64_t shared_until) {
   auto e = make_tensor_ptr({rows, seq, dim_}, std::vector<float>(embeds));
   auto p = make_tensor_ptr({seq}, std::vector<int64_t>(input_pos));
   auto c = make_tensor_ptr({rows}, std::vector<int64_t>(cache_index));
-  return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c)});
+  std::vector<int64_t> moved = reorder_positions(cache_index, input_pos.at(0), shared_until);
+  auto r = make_tensor_ptr({int(moved.size())}, std::move(moved));
+  return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c), EValue(*r)});
 }
 
 Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefix) {
@@ -165,7 +176,7 @@ BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, in
     hyps.swap(nhyps);
     if (i + 1 < steps) {
       std::vector<float> e = s.embed(chosen, int(k), 1);
-      logits = s.step(e, int(k), 1, {pos}, parents);
+      logits = s.step(e, int(k), 1, {pos}, parents, i ? start_pos : 0);
       ++pos;
     }
   }

@@ -15,9 +15,11 @@ class Stepper {
   Stepper(EtModule& decoder, int dim) : decoder_(decoder), dim_(dim) {}
   // tokens [rows, seq] -> embeds [rows*seq*dim]
   std::vector<float> embed(const std::vector<int64_t>& tokens, int rows, int seq);
-  // embeds [rows, seq, dim], input_pos [seq], cache_index [rows] -> logits [rows, V]
+  // embeds [rows, seq, dim], input_pos [seq], cache_index [rows] -> logits [rows, V].
+  // Row r continues from cache row cache_index[r]; positions below shared_until hold the
+  // same keys in every row, so the in-graph reorder moves only shared_until..input_pos[0]-1.
   FloatOut step(const std::vector<float>& embeds, int rows, int seq, const std::vector<int64_t>& input_pos,
-                const std::vector<int64_t>& cache_index);
+                const std::vector<int64_t>& cache_index, int64_t shared_until = 0);
   int dim() const { return dim_; }
 
  private:
@@ -44,6 +46,10 @@ BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, in
 void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const std::vector<double>& sums,
                  const std::vector<int64_t>& lengths, const std::vector<bool>& frozen, int64_t eos_id, int width,
                  std::vector<int64_t>& parents, std::vector<int64_t>& tokens);
+
+// The positions a reorder must move (decoding/stepper.py reorder_positions): the step's
+// own position when every row continues from itself, as the graph takes at least one.
+std::vector<int64_t> reorder_positions(const std::vector<int64_t>& cache_index, int64_t start, int64_t shared_until);
 
 std::vector<int64_t> trim_after_eos(const std::vector<int64_t>& tokens, int64_t eos_id);
 int prompt_room(int max_context, int prefix_len, int steps);  // throws if negative

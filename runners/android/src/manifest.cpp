@@ -56,7 +56,7 @@ Manifest load_manifest(const std::string& folder) {
     throw std::runtime_error(std::string("manifest: ") + e.what());
   }
   try {
-    if (j["format"].as_string() != "atom-deploy-manifest" || j["format_version"].as_int() != 1)
+    if (j["format"].as_string() != "atom-deploy-manifest" || j["format_version"].as_int() != 2)
       throw std::runtime_error("manifest: unsupported format/version");
     m.backend = j["backend"].as_string();
     if (m.backend != "executorch")
@@ -80,7 +80,7 @@ Manifest load_manifest(const std::string& folder) {
       throw std::runtime_error("manifest: decoder entry points in different files are not supported");
     m.minilm_file = module_file(m, mods, "minilm", "forward");
     m.kv_style = mods["decoder"]["kv_cache"]["style"].as_string();
-    if (m.kv_style != "mutable_buffers")
+    if (m.kv_style != "in_place")
       throw std::runtime_error("manifest: kv cache style " + m.kv_style + " is not supported");
     const Json& minilm_in = mods["minilm"]["entry_points"]["forward"]["inputs"][0];
     m.minilm_max_batch = int(minilm_in["dynamic"]["0"]["max"].as_int());

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "atom-deploy-manifest"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the in-place KV cache and its reorder_pos input
 
 
 class Key:
@@ -87,9 +87,9 @@ class Entry:
 class KVStyle:
     """How the decoder's static KV cache crosses the graph boundary."""
 
-    # The cache lives in mutable module buffers (ExecuTorch): callers pass only
-    # (embeds, input_pos, cache_index).
-    MUTABLE_BUFFERS = "mutable_buffers"
+    # The cache lives in per-layer buffers inside the program, written in place
+    # (ExecuTorch): callers pass (embeds, input_pos, cache_index, reorder_pos).
+    IN_PLACE = "in_place"
     # The cache is an explicit input and output (ONNX has no mutable state): callers
     # also pass k_cache/v_cache and keep the returned ones.
     EXPLICIT_IO = "explicit_io"
@@ -104,6 +104,7 @@ class Tensor:
     EMBEDS = "embeds"
     INPUT_POS = "input_pos"
     CACHE_INDEX = "cache_index"
+    REORDER_POS = "reorder_pos"
     K_CACHE = "k_cache"
     V_CACHE = "v_cache"
     LOGITS = "logits"

@@ -1,10 +1,13 @@
 """One decoder call behind one signature, whatever the backend does with the KV cache.
 
-    step(embeds [B,S,D], input_pos [S], cache_index [B]) -> logits [B,V]
+    step(embeds [B,S,D], input_pos [S], cache_index [B], shared_until) -> logits [B,V]
 
-With KVStyle.MUTABLE_BUFFERS the cache lives inside the loaded program. With
-KVStyle.EXPLICIT_IO the stepper holds it and threads it through each call. Either way
-the stepper owns one request's cache: concurrent requests must not share a stepper.
+Row b continues from cache row cache_index[b]. `shared_until` says that every position
+below it holds the same keys in all rows (the prompt a beam started from), so a reorder
+need not move them. With KVStyle.IN_PLACE the cache lives inside the loaded program and
+only positions shared_until..input_pos[0]-1 are moved; with KVStyle.EXPLICIT_IO the
+stepper holds the cache and threads it through each call. Either way the stepper owns
+one request's cache: concurrent requests must not share a stepper.
 """
 
 from __future__ import annotations
@@ -33,16 +36,26 @@ class DecoderStepper:
         # tokens: [B, S] int64 -> [B, S, D]
         return self.module.run(Entry.TOKEN_EMBEDDING, [np.asarray(tokens, dtype=np.int64)])[0]
 
-    def step(self, embeds: np.ndarray, input_pos: np.ndarray, cache_index: np.ndarray) -> np.ndarray:
-        inputs = [
-            np.ascontiguousarray(embeds, dtype=np.float32),
-            np.asarray(input_pos, dtype=np.int64),
-            np.asarray(cache_index, dtype=np.int64),
-        ]
-        if self.kv_style == KVStyle.MUTABLE_BUFFERS:
-            return self.module.run(Entry.TEXT_DECODER, inputs)[0]
+    def step(self, embeds: np.ndarray, input_pos: np.ndarray, cache_index: np.ndarray, shared_until: int = 0) -> np.ndarray:
+        cache_index = np.asarray(cache_index, dtype=np.int64)
+        input_pos = np.asarray(input_pos, dtype=np.int64)
+        inputs = [np.ascontiguousarray(embeds, dtype=np.float32), input_pos, cache_index]
+        if self.kv_style == KVStyle.IN_PLACE:
+            return self.module.run(Entry.TEXT_DECODER, inputs + [reorder_positions(cache_index, input_pos, shared_until)])[0]
         logits, self._k, self._v = self.module.run(Entry.TEXT_DECODER, inputs + [self._k, self._v])
         return logits
+
+
+def reorder_positions(cache_index: np.ndarray, input_pos: np.ndarray, shared_until: int) -> np.ndarray:
+    """The positions a reorder must move: none when every row continues from itself.
+
+    The graph takes at least one position, so "none" is the position about to be
+    written, which the step overwrites anyway.
+    """
+    start = int(input_pos[0])
+    if np.array_equal(cache_index, np.arange(len(cache_index))) or shared_until >= start:
+        return np.array([start], dtype=np.int64)
+    return np.arange(shared_until, start, dtype=np.int64)
 
 
 def trim_after_eos(tokens: list[int], eos_id: int) -> list[int]:

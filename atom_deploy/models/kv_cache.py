@@ -1,0 +1,77 @@
+"""Where a decoder layer's keys and values live between steps.
+
+Every attention layer calls `cache.update(input_pos, k, v)` with the new positions'
+keys/values [B, Hkv, S, Dh] and attends over what it returns [B, Hkv, T, Dh]. Three
+homes, one arithmetic:
+
+- `NoCache`: attend over the new positions only (teacher-forced training).
+- `ExplicitCache`: the cache is a tensor that goes in and out (eager reference, ONNX).
+- `InPlaceCache`: the cache is a mutable buffer written in place (ExecuTorch). The write
+  is an `index_put_` on the buffer, which ExecuTorch's re-inplace pass keeps in place, so
+  a step writes S positions instead of copying the cache; the attention reads the first
+  B rows. Standard ops only: the .pte needs no custom kernel library on the device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class NoCache:
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        return k, v
+
+
+class ExplicitCache:
+    """Functional: `update` returns the written cache, and `k`/`v` hold it afterwards."""
+
+    def __init__(self, k: Tensor, v: Tensor):
+        self.k, self.v = k, v  # [B, Hkv, S_max, Dh]
+
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = self.k.index_copy(2, input_pos, k)
+        self.v = self.v.index_copy(2, input_pos, v)
+        return self.k, self.v
+
+
+class InPlaceCache:
+    """Rows 0..B-1 of two buffers written in place.
+
+    Each buffer is [max_batch * S_max, Hkv, Dh]: row r's position p is slot r * S_max + p.
+    ExecuTorch's in-place index_put takes exactly one 1-D index, and with slots flattened
+    one index can name any rows at any positions.
+    """
+
+    def __init__(self, k_buffer: Tensor, v_buffer: Tensor, rows: Tensor, max_context: int):
+        self.k_buffer, self.v_buffer, self.rows, self.max_context = k_buffer, v_buffer, rows, max_context
+
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        slots = slot_index(self.rows, input_pos, self.max_context)
+        write_slots(self.k_buffer, slots, k)
+        write_slots(self.v_buffer, slots, v)
+        B = k.shape[0]
+        return rows_view(self.k_buffer, B, self.max_context), rows_view(self.v_buffer, B, self.max_context)
+
+
+def slot_index(rows: Tensor, positions: Tensor, max_context: int) -> Tensor:
+    # [B] rows x [S] positions -> [B * S] flat slots, row-major
+    return (rows[:, None] * max_context + positions[None, :]).reshape(-1)
+
+
+def write_slots(buffer: Tensor, slots: Tensor, values: Tensor) -> None:
+    # values [B, Hkv, S, Dh] into the slots of rows x positions (as slot_index orders them)
+    B, H, S, Dh = values.shape
+    buffer.index_put_((slots,), values.transpose(1, 2).reshape(B * S, H, Dh))
+
+
+def rows_view(buffer: Tensor, rows: int, max_context: int) -> Tensor:
+    # the first `rows` rows as [rows, Hkv, S_max, Dh]
+    return buffer[: rows * max_context].unflatten(0, (rows, max_context)).transpose(1, 2)
+
+
+def copy_rows(buffer: Tensor, rows: Tensor, parents: Tensor, positions: Tensor, max_context: int) -> None:
+    """Row rows[b] takes row parents[b]'s keys at `positions`: a beam reorder that moves
+    only the positions where the rows can differ."""
+    moved = buffer.index_select(0, slot_index(parents, positions, max_context))
+    buffer.index_put_((slot_index(rows, positions, max_context),), moved)
