@@ -8,6 +8,7 @@
 //   atom_runner bench    --artifacts DIR [--iters 3] [--beam 4] CLIP.bin...
 //   atom_runner reuse-bench --artifacts DIR --variant no_reuse|atom --prompt TEXT [--beam 4] CLIP.bin...
 //                                  (one run of one `atom-deploy bench --device` variant)
+//   atom_runner latency  --artifacts DIR [--iters 5]    (stage times, as `atom-deploy latency` measures them)
 //   atom_runner tokenize --artifacts DIR (--decoder|--minilm) TEXT...   (token ids, for tests)
 // "--" ends the options: later arguments are texts/clips even when they start with "--".
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "latency.h"
 #include "reuse_bench.h"
 #include "runner.h"
 #include "tasks.h"
@@ -40,7 +42,7 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|tokenize} --artifacts DIR [options] ARGS...\n";
+    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|latency|tokenize} --artifacts DIR [options] ARGS...\n";
 
 Args parse(int argc, char** argv) {
   if (argc < 2) throw std::invalid_argument("missing subcommand");
@@ -96,6 +98,11 @@ int run(const Args& a) {
     std::cout << reuse_variant_json(dir, a.get("--variant"), a.positional, a.get("--prompt"),
                                     to_int(a.get("--beam", "4"), "--beam"))
               << "\n";
+    return 0;
+  }
+  if (a.cmd == "latency") {
+    Runner r(dir, kEncoder | kDecoder);
+    std::cout << latency_json(r, to_int(a.get("--iters", "5"), "--iters")) << "\n";
     return 0;
   }
   if (a.cmd != "caption" && a.cmd != "embed" && a.cmd != "search" && a.cmd != "generate" && a.cmd != "pipeline" &&

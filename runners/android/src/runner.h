@@ -35,6 +35,7 @@ class Runner {
 
   double load_seconds(const std::string& module) const;  // 0 for a module this Runner did not load
   BpeTokenizer& tokenizer() { return *bpe_; }
+  Stepper& stepper() { return *stepper_; }  // the decode loop's own stepper (latency timing)
 
  private:
   Manifest m_;
