@@ -1,4 +1,4 @@
-"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|bench)."""
+"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|bench|parity)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     for name, text in (("push", "copy the bundle, skipping files whose sha256 already matches"),
                        ("run", "run atom_runner on the device: device run [--clip F]... -- caption --beam 4"),
-                       ("bench", "push N random clips and run atom_runner bench on the device")):
+                       ("bench", "push N random clips and run atom_runner bench on the device"),
+                       ("parity", "the device's tokens and embeddings against the same .pte on the host; exit 1 below "
+                                  "the thresholds (docs/device_parity.md)")):
         a = actions.add_parser(name, help=text)
         a.add_argument("--serial", help="which device, when several are connected")
         a.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
@@ -35,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--clips", type=int, default=4)
             a.add_argument("--iters", type=int, default=3)
             a.add_argument("--beam", type=int, default=4)
+        if name == "parity":
+            a.add_argument("--clips", type=int, default=2, help="demo test clips at the manifest's clip shape")
+            a.add_argument("--beams", default="1,4", help="decodes to compare: 1 (greedy), 4 (beam 4) or 1,4")
+            a.add_argument("--cpu-disable", default="", metavar="FEATURES",
+                           help="hide CPU features from the runtime on the device (the safe path), e.g. sme")
+            a.add_argument("--out", type=Path, default=Path("device_parity.json"), help="the JSON report")
     for a in actions.choices.values():
         a.set_defaults(run=run)
 
@@ -81,5 +89,22 @@ def run(args: argparse.Namespace) -> int:
         out = run_runner(adb, ["bench", "--artifacts", "artifacts", "--iters", str(args.iters),
                                "--beam", str(args.beam), *clips])
         sys.stdout.write(out)
+        return 0
+    if args.action == "parity":
+        from atom_deploy.device.parity import device_parity
+        from atom_deploy.device.parity_report import table
+
+        try:
+            beams = tuple(int(b) for b in args.beams.split(","))
+        except ValueError:
+            raise DeviceError(f"--beams takes a comma list of 1 and 4, got {args.beams!r}") from None
+        report = device_parity(args.serial, args.bundle, args.clips, beams, args.cpu_disable)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))
+        print(table(report))
+        print(f"report: {args.out}")
+        if not report["ok"]:
+            print(report["message"], file=sys.stderr)
+            return 1
         return 0
     raise DeviceError(f"unknown action {args.action}")

@@ -21,6 +21,7 @@ SYSROOT = Path("/usr/aarch64-linux-gnu")
 LOADER = "ld-linux-aarch64.so.1"
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_MANIFEST = "bundle.json"
+BUILD_MARKER = b"ATOM_BUILD_INFO:"  # runners/android/src/device_info.cpp
 
 
 def build_aarch64() -> Path:
@@ -43,6 +44,17 @@ def _find_lib(name: str, dirs: list[Path]) -> Path:
         if (d / name).is_file():
             return d / name
     raise DeviceError(f"bundle: cannot find {name} in {', '.join(map(str, dirs))}")
+
+
+def runner_build(binary: Path) -> dict | None:
+    """The build record the runner carries (git commit, compiler, ExecuTorch version), read from
+    its bytes: an aarch64 binary cannot run here. None for a runner built before device-info."""
+    data = Path(binary).read_bytes()
+    start = data.find(BUILD_MARKER)
+    if start < 0:
+        return None
+    start += len(BUILD_MARKER)
+    return json.loads(data[start : data.index(b"\0", start)].decode())
 
 
 def make_bundle(artifacts: Path, out: Path, binary: Path | None = None) -> dict:
@@ -72,6 +84,7 @@ def make_bundle(artifacts: Path, out: Path, binary: Path | None = None) -> dict:
     shutil.copy2(SYSROOT / "lib" / LOADER, out / LOADER)
     shutil.copytree(artifacts, out / "artifacts")
     files = {str(p.relative_to(out)): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
-    record = {"device_dir": DEVICE_DIR, "run": f"./{LOADER} --library-path . ./atom_runner", "files": files}
+    record = {"device_dir": DEVICE_DIR, "run": f"./{LOADER} --library-path . ./atom_runner",
+              "runner_build": runner_build(binary), "files": files}
     (out / BUNDLE_MANIFEST).write_text(json.dumps(record, indent=1))
     return record

@@ -10,6 +10,9 @@
 //                                  (one run of one `atom-deploy bench --device` variant)
 //   atom_runner latency  --artifacts DIR [--iters 5]    (stage times, as `atom-deploy latency` measures them)
 //   atom_runner tokenize --artifacts DIR (--decoder|--minilm) TEXT...   (token ids, for tests)
+//   atom_runner device-info [--artifacts DIR]   (build, CPU features, kernels used: device_info.h)
+// Any subcommand takes --cpu-disable sme[,...]: the runtime sees a CPU without those features
+// (applied before main by device_info.cpp).
 // "--" ends the options: later arguments are texts/clips even when they start with "--".
 #include <cstdio>
 #include <cstring>
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "device_info.h"
 #include "latency.h"
 #include "reuse_bench.h"
 #include "runner.h"
@@ -42,14 +46,14 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|latency|tokenize} --artifacts DIR [options] ARGS...\n";
+    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|latency|tokenize|device-info} --artifacts DIR [options] ARGS...\n";
 
 Args parse(int argc, char** argv) {
   if (argc < 2) throw std::invalid_argument("missing subcommand");
   Args a;
   a.cmd = argv[1];
   static const char* kValued[] = {"--artifacts", "--beam", "--steps", "--query", "--embeddings",
-                                  "--top",       "--prompt", "--iters", "--variant"};
+                                  "--top",       "--prompt", "--iters", "--variant", "--cpu-disable"};
   bool options_done = false;
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -71,7 +75,7 @@ Args parse(int argc, char** argv) {
       a.positional.push_back(s);
     }
   }
-  if (a.get("--artifacts").empty()) throw std::invalid_argument("--artifacts DIR is required");
+  if (a.get("--artifacts").empty() && a.cmd != "device-info") throw std::invalid_argument("--artifacts DIR is required");
   return a;
 }
 
@@ -88,6 +92,10 @@ int to_int(const std::string& s, const char* what) {
 int run(const Args& a) {
   using namespace atom;
   const std::string dir = a.get("--artifacts");
+  if (a.cmd == "device-info") {
+    std::cout << device_info_json(dir) << "\n";
+    return 0;
+  }
   if (a.cmd == "bench") {
     std::cout << bench_json(dir, a.positional, to_int(a.get("--beam", "4"), "--beam"),
                             to_int(a.get("--iters", "3"), "--iters"))
