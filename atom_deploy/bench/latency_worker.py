@@ -3,8 +3,9 @@
     python -m atom_deploy.bench.latency_worker FOLDER BACKEND REPEAT        # exported artifacts
     python -m atom_deploy.bench.latency_worker FOLDER eager REPEAT          # eager PyTorch fp32
 
-Stages: load per module, encoder per clip, prefill (BOS + visual prefix), one decode
-step for greedy (batch 1) and for beam 4 (batch 4), MiniLM on a batch of 32 texts.
+Stages: load per module, encoder per clip, prefill (BOS + visual prefix), a decode step
+of a whole greedy decode and of a whole beam-4 decode (selection and cache reorder
+included, per decoder call), MiniLM on a batch of 32 texts.
 Peak RSS is the process high-water mark (VmHWM), so each configuration needs its own process.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atom_runner.decoding import DecoderStepper, prefill
+from atom_deploy.bench.bandwidth import weight_bytes_per_step
+from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Entry, Key, KVStyle, Module
 
@@ -73,6 +75,12 @@ def median_seconds(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def median_of(fn, repeat: int) -> float:
+    """Median of what `fn` returns, after one warm-up call."""
+    fn()
+    return statistics.median(fn() for _ in range(repeat))
+
+
 def measure(folder: Path, backend: str, repeat: int) -> dict:
     manifest, modules, loads, kv_style = load_modules(folder, backend)
     rss_after_load = peak_rss_mb()
@@ -88,11 +96,20 @@ def measure(folder: Path, backend: str, repeat: int) -> dict:
         return prefill(stepper, decode[Key.BOS_ID], [], prefix)
 
     _, pos = run_prefill()
+    steps = decode[Key.DECODE_STEPS]
 
-    def step(batch: int):
+    def decode_loop(width: int):
+        # A whole decode, as a caption runs it (selection included), per decoder call:
+        # `steps` selections feed back steps - 1 tokens.
         def run():
-            embeds = stepper.embed(np.full((batch, 1), 5, dtype=np.int64))
-            stepper.step(embeds, np.array([pos], dtype=np.int64), np.zeros(batch, dtype=np.int64))
+            stepper.reset()
+            first, start = prefill(stepper, decode[Key.BOS_ID], [], prefix)
+            began = time.perf_counter()
+            if width == 1:
+                greedy(stepper, first, start, steps)
+            else:
+                beam_search(stepper, first, start, steps, decode[Key.EOS_ID], width)
+            return (time.perf_counter() - began) / max(steps - 1, 1)
         return run
 
     from tokenizers import Tokenizer
@@ -110,11 +127,13 @@ def measure(folder: Path, backend: str, repeat: int) -> dict:
         "encoder_s": median_seconds(lambda: encoder.run(Entry.FORWARD, [clip]), repeat),
         "prefill_s": median_seconds(run_prefill, repeat),
         "prefill_tokens": int(pos),
-        "greedy_step_s": median_seconds(step(1), repeat),
+        "greedy_step_s": median_of(decode_loop(1), repeat),
+        "beam4_step_s": median_of(decode_loop(4), repeat),
     }
-    run_prefill()
-    stepper.step(stepper.embed(np.full((4, 1), 5, dtype=np.int64)), np.array([pos]), np.zeros(4, dtype=np.int64))
-    result["beam4_step_s"] = median_seconds(step(4), repeat)
+    if backend != "eager":
+        decoder = manifest.module(Module.DECODER)
+        file_bytes = sum(record[Key.BYTES] for record in decoder[Key.FILES])
+        result["weight_bytes_per_step"] = weight_bytes_per_step(file_bytes, decoder, result["quant"])
     result["minilm_batch32_s"] = median_seconds(lambda: modules[Module.MINILM].run(Entry.FORWARD, [ids, mask]), repeat)
     result["rss_after_load_mb"] = rss_after_load
     result["peak_rss_mb"] = peak_rss_mb()

@@ -23,6 +23,7 @@ COMMANDS = {
     "embed": "embed_cmd",
     "generate": "generate_cmd",
     "latency": "latency_cmd",
+    "profile": "profile_cmd",
     "overlap": "overlap_cmd",
     "bench": "bench_cmd",
     "train-demo": "train_demo_cmd",

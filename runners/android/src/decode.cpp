@@ -35,7 +35,8 @@ FloatOut Stepper::step(const std::vector<float>& embeds, int rows, int seq, cons
   auto p = make_tensor_ptr({seq}, std::vector<int64_t>(input_pos));
   auto c = make_tensor_ptr({rows}, std::vector<int64_t>(cache_index));
   std::vector<int64_t> moved = reorder_positions(cache_index, input_pos.at(0), shared_until);
-  auto r = make_tensor_ptr({int(moved.size())}, std::move(moved));
+  const int moved_count = int(moved.size());  // read before the vector is moved into the tensor
+  auto r = make_tensor_ptr({moved_count}, std::move(moved));
   return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c), EValue(*r)});
 }
 
