@@ -203,7 +203,7 @@ def loaded_decoder(folder: Path) -> Decoder:
 def prompt_logits(decoder: Decoder, tokens: torch.Tensor) -> torch.Tensor:
     zeros = torch.zeros(decoder.cache_shape(1))
     with torch.no_grad():
-        logits, _, _ = decoder(decoder.embed(tokens), torch.arange(tokens.shape[1]), zeros, zeros.clone())
+        logits, _, _ = decoder.forward_explicit(decoder.embed(tokens), torch.arange(tokens.shape[1]), zeros, zeros.clone())
     return logits
 
 
@@ -252,7 +252,7 @@ def test_llama_step_by_step_matches_transformers(llama_folder, prompt):
         k = torch.zeros(decoder.cache_shape(1))
         v = torch.zeros(decoder.cache_shape(1))
         for pos in range(PROMPT_LEN):
-            logits, k, v = decoder(decoder.embed(prompt[:, pos:pos + 1]), torch.tensor([pos]), k, v)
+            logits, k, v = decoder.forward_explicit(decoder.embed(prompt[:, pos:pos + 1]), torch.tensor([pos]), k, v)
             assert (logits[0] - expected[pos]).abs().max() <= TOL, f"position {pos}"
 
 

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from atom_runner.errors import AtomError
+from atom_runner.runtimes.quiet import native_stderr_quieted
 
 
 class LoadedModule(Protocol):
@@ -23,9 +24,10 @@ def import_runtime(backend: str) -> float:
 
     start = time.perf_counter()
     if backend == "executorch":
-        from executorch.runtime import Runtime
+        with native_stderr_quieted():
+            from executorch.runtime import Runtime
 
-        Runtime.get()
+            Runtime.get()
     elif backend == "onnx":
         import onnxruntime  # noqa: F401
     else:
@@ -53,4 +55,5 @@ def load_module(backend: str, entry_files: dict[str, Path], threads: int = 0) ->
 def set_executorch_threads(threads: int) -> None:
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
-    _unsafe_reset_threadpool(threads)
+    with native_stderr_quieted():
+        _unsafe_reset_threadpool(threads)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from atom_runner.errors import AtomError
+from atom_runner.runtimes.quiet import native_stderr_quieted
 
 
 class ExecuTorchModule:
@@ -20,9 +21,10 @@ class ExecuTorchModule:
         self._methods = {}
         for entry, path in entry_files.items():
             try:
-                if path not in programs:
-                    programs[path] = runtime.load_program(str(path))
-                self._methods[entry] = programs[path].load_method(entry)
+                with native_stderr_quieted():  # XNNPACK's first load logs cpuinfo probing
+                    if path not in programs:
+                        programs[path] = runtime.load_program(str(path))
+                    self._methods[entry] = programs[path].load_method(entry)
             except Exception as exc:  # the bindings raise bare RuntimeErrors with a code
                 raise AtomError(f"ExecuTorch could not load {path.name} method {entry!r}: {_first_line(exc)}") from None
         self._programs = programs  # methods borrow from their program: keep it alive
