@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help=__doc__.split(": ", 1)[1])
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="int8 export folder (holds executorch/ and onnx/)")
     p.add_argument("--fp32-artifacts", type=Path, default=None, help="fp32 export of the same model, for the fp32 rows")
+    p.add_argument("--8da4w-artifacts", dest="da4w_artifacts", type=Path, default=None,
+                   help="8da4w export of the same model (export --quant 8da4w), for the 8da4w rows")
     p.add_argument("--clips", type=int, default=DEFAULT_CLIPS, help=f"test clips from the demo world (default {DEFAULT_CLIPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo test split")
     p.add_argument("--beam", type=int, default=4, help="beam width for the table rows (paper: 4)")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise AtomError(f"--clips must be >= 1, got {args.clips}")
     if args.fp32_artifacts is not None and not args.fp32_artifacts.is_dir():
         raise AtomError(f"--fp32-artifacts {args.fp32_artifacts} is not a folder")
-    rows, skipped = plan_rows(args.rows, args.artifacts, args.fp32_artifacts)
+    rows, skipped = plan_rows(args.rows, args.artifacts, args.fp32_artifacts, args.da4w_artifacts)
     for message in skipped:
         _log(message)
     manifest = _first_manifest(args.artifacts, args.fp32_artifacts)
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         for message in messages + ablation_skips:
             _log(message)
     config = {
-        "artifacts": str(args.artifacts), "fp32_artifacts": str(args.fp32_artifacts or ""), "model": model["name"],
+        "artifacts": str(args.artifacts), "fp32_artifacts": str(args.fp32_artifacts or ""),
+        "8da4w_artifacts": str(args.da4w_artifacts or ""), "model": model["name"],
         "model_source": model.get("source", ""), "clips": args.clips, "seed": args.seed, "beam": args.beam,
         "clip_shape": list(clip_shape), "decode_steps": manifest.decode[Key.DECODE_STEPS],
         "stsb": str(args.stsb) if stsb_pairs else "", "stsb_pairs": len(stsb_pairs or []),

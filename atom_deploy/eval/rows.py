@@ -14,19 +14,23 @@ from pathlib import Path
 from atom_runner.errors import AtomError
 from atom_runner.schema import MANIFEST_FILE, Key, KVStyle, Module
 
-ROW_NAMES = ("eager fp32", "executorch int8", "onnx int8", "executorch fp32", "onnx fp32")
+ROW_NAMES = ("eager fp32", "executorch int8", "onnx int8", "executorch fp32", "onnx fp32", "executorch 8da4w", "onnx 8da4w")
+# Which export folder each recipe's rows read, by the eval flag that names it.
+RECIPE_FLAGS = {"int8": "--artifacts", "fp32": "--fp32-artifacts", "8da4w": "--8da4w-artifacts"}
 
 
 @dataclass(frozen=True)
 class RowSpec:
     name: str
     backend: str  # executorch | onnx | eager
-    quant: str  # int8 | fp32
+    quant: str  # int8 | 8da4w | fp32
     folder: Path | None  # None for eager (built from the manifest of a sibling row)
 
 
-def plan_rows(names: list[str], artifacts: Path, fp32_artifacts: Path | None) -> tuple[list[RowSpec], list[str]]:
+def plan_rows(names: list[str], artifacts: Path, fp32_artifacts: Path | None,
+              da4w_artifacts: Path | None = None) -> tuple[list[RowSpec], list[str]]:
     """(rows that can run, one message per row skipped and why)."""
+    roots = {"int8": artifacts, "fp32": fp32_artifacts, "8da4w": da4w_artifacts}
     unknown = [n for n in names if n not in ROW_NAMES]
     if unknown:
         raise AtomError(f"unknown rows {unknown}; valid: {list(ROW_NAMES)}")
@@ -36,9 +40,9 @@ def plan_rows(names: list[str], artifacts: Path, fp32_artifacts: Path | None) ->
         if backend == "eager":
             rows.append(RowSpec(name, "eager", quant, None))
             continue
-        root = artifacts if quant == "int8" else fp32_artifacts
+        root = roots[quant]
         if root is None:
-            skipped.append(f"{name}: skipped, no --fp32-artifacts DIR given")
+            skipped.append(f"{name}: skipped, no {RECIPE_FLAGS[quant]} DIR given")
             continue
         folder = root / backend
         if not (folder / MANIFEST_FILE).is_file():
