@@ -75,18 +75,11 @@ def write_clips(folder: Path, shape, n: int, seed: int = 0) -> list[str]:
 
 
 def python_tokens(session, clip: np.ndarray, beam: int, prompt: list[int] | None = None) -> list[int]:
-    """The Python runner's decode, returning token ids (the Session API returns only text)."""
-    from atom_runner.decoding import beam_search, greedy, prefill, trim_after_eos
+    """The Python runner's decode as token ids, trimmed after EOS as the C++ runner reports them."""
+    from atom_runner.decoding import trim_after_eos
 
     prefix = session.encode(clip) if clip is not None else None
-    session._stepper.reset()
-    logits, pos = prefill(session._stepper, session.bos_id, prompt or [], prefix)
-    steps = session.decode_steps
-    if beam == 1:
-        tokens = greedy(session._stepper, logits, pos, steps)
-    else:
-        tokens = beam_search(session._stepper, logits, pos, steps, session.eos_id, beam).tokens
-    return trim_after_eos(tokens, session.eos_id)
+    return trim_after_eos(session.decode_ids(prompt or [], prefix, beam), session.eos_id)
 
 
 def parity_failures(cpp: dict, py: dict, cosine_min: float = COSINE_MIN) -> list[str]:

@@ -163,13 +163,14 @@ def test_stsb_pearson_of_a_known_embedding():
 
 
 def test_caption_steps_sets_the_decode_length(tiny_exports):
+    from atom_runner.schema import Entry
     from atom_runner.session import Session
 
     with Session(tiny_exports["int8"] / "onnx", overlap="off") as session:
         clip = np.random.default_rng(0).standard_normal(session.clip_shape).astype(np.float32)
         calls = []
-        step = session._stepper.step
-        session._stepper.step = lambda *a, **k: calls.append(1) or step(*a, **k)
+        run = session.decoder.run  # the public module: count its text_decoder calls
+        session.decoder.run = lambda entry, inputs: (calls.append(1) if entry == Entry.TEXT_DECODER else None) or run(entry, inputs)
 
         def decoder_calls(run) -> int:
             calls.clear()

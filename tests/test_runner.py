@@ -52,11 +52,7 @@ def eager_stepper(tiny_exports, mode: str) -> tuple[DecoderStepper, object]:
 
 
 def session_tokens(session: Session, prefix, beam: int) -> list[int]:
-    session._stepper.reset()
-    logits, pos = prefill(session._stepper, session.bos_id, session.tokenizer.encode(PROMPT), prefix)
-    if beam == 1:
-        return greedy(session._stepper, logits, pos, session.decode_steps)
-    return beam_search(session._stepper, logits, pos, session.decode_steps, session.eos_id, beam).tokens
+    return session.decode_ids(session.tokenizer.encode(PROMPT), prefix, beam)
 
 
 @pytest.mark.parametrize("beam", [1, 4])
@@ -92,9 +88,9 @@ def test_beam_width_one_is_greedy(sessions):
         s = sessions[key]
         prefix = s.encode(clips(1)[0])
         greedy_tokens = session_tokens(s, prefix, 1)
-        s._stepper.reset()
-        logits, pos = prefill(s._stepper, s.bos_id, s.tokenizer.encode(PROMPT), prefix)
-        beam_tokens = beam_search(s._stepper, logits, pos, s.decode_steps, s.eos_id, width=1).tokens
+        stepper = s.new_stepper()
+        logits, pos = prefill(stepper, s.bos_id, s.tokenizer.encode(PROMPT), prefix)
+        beam_tokens = beam_search(stepper, logits, pos, s.decode_steps, s.eos_id, width=1).tokens
         # Greedy keeps generating past EOS (trimmed by the caller); a finished beam pads with EOS.
         assert trim_after_eos(beam_tokens, s.eos_id) == trim_after_eos(greedy_tokens, s.eos_id)
         assert len(beam_tokens) == len(greedy_tokens) == s.decode_steps
@@ -140,9 +136,9 @@ def test_beam4_matches_a_plain_reference_beam_search(sessions, tiny_exports):
     _, model = eager_stepper(tiny_exports, "fp32")
     prompt = s.tokenizer.encode(PROMPT)
     want_tokens, want_score = reference_beam_search(model, s.bos_id, prompt, torch.from_numpy(prefix), steps, s.eos_id, 4)
-    s._stepper.reset()
-    logits, pos = prefill(s._stepper, s.bos_id, prompt, prefix)
-    got = beam_search(s._stepper, logits, pos, steps, s.eos_id, 4)
+    stepper = s.new_stepper()
+    logits, pos = prefill(stepper, s.bos_id, prompt, prefix)
+    got = beam_search(stepper, logits, pos, steps, s.eos_id, 4)
     assert got.tokens == want_tokens
     assert got.score == pytest.approx(want_score, rel=1e-5)
 

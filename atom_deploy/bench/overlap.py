@@ -30,7 +30,7 @@ def measure_overlap(folder: Path, backend: str, count: int, beam: int, overlap: 
             t0 = time.perf_counter()
             prefix = s.encode(clip)
             t1 = time.perf_counter()
-            s._decode_text([], prefix, beam, s.decode_steps, "caption")
+            s.decode_ids([], prefix, beam, s.decode_steps, stage="caption")
             encode.append(t1 - t0)
             decode.append(time.perf_counter() - t1)
         sequential = time.perf_counter() - start

@@ -38,22 +38,13 @@ def reference_clips(clip_shape: tuple[int, ...], n: int) -> list[np.ndarray]:
 
 def host_reference(artifacts: Path, clips: list[np.ndarray], beams: tuple[int, ...]) -> dict:
     """Token ids per beam and clip, the generate prompt's tokens, MiniLM embeddings: the Python runner."""
-    from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
-    from atom_runner.schema import Key, Module
+    from atom_runner.decoding import trim_after_eos
     from atom_runner.session import Session
 
     with Session(artifacts, backend="executorch", overlap="off") as s:
-        kv = s.manifest.module(Module.DECODER)[Key.KV_CACHE]
-        stepper = DecoderStepper(s.decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
 
         def tokens(prompt: list[int], prefix, beam: int) -> list[int]:
-            stepper.reset()
-            logits, pos = prefill(stepper, s.bos_id, prompt, prefix)
-            if beam == 1:
-                out = greedy(stepper, logits, pos, s.decode_steps)
-            else:
-                out = beam_search(stepper, logits, pos, s.decode_steps, s.eos_id, beam).tokens
-            return trim_after_eos(out, s.eos_id)
+            return trim_after_eos(s.decode_ids(prompt, prefix, beam), s.eos_id)
 
         prefixes = [s.encode(c) for c in clips]
         return {

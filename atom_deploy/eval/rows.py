@@ -70,8 +70,6 @@ def eager_session(folder: Path):
     from atom_deploy.export.modules import build_exportable
     from atom_deploy.model_source import resolve_model
     from atom_deploy.parity.eager import EagerModule
-    from atom_runner.decoding import DecoderStepper
-    from atom_runner.encoders import InlineEncoder
     from atom_runner.session import Session
 
     session = Session(folder, overlap="off")
@@ -79,13 +77,9 @@ def eager_session(folder: Path):
     source = resolve_model(model_info[Key.MODEL_SPEC], session.decode_steps, model_info[Key.SEED])
     model = source.build()
     eager = {name: EagerModule(build_exportable(name, model, KVStyle.EXPLICIT_IO)) for name in Module.ALL}
-    session.encoder.close()
-    session.encoder = InlineEncoder(eager[Module.VIDEO_ENCODER])
-    session.decoder = eager[Module.DECODER]
-    session.minilm = eager[Module.MINILM]
-    kv_shape = session.manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE]
-    session._stepper = DecoderStepper(session.decoder, KVStyle.EXPLICIT_IO, kv_shape)
-    session.backend = "eager"
+    session.replace_modules(
+        eager[Module.VIDEO_ENCODER], eager[Module.DECODER], eager[Module.MINILM], KVStyle.EXPLICIT_IO, backend="eager"
+    )
     return session
 
 

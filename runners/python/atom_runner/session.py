@@ -25,7 +25,7 @@ from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, p
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import Manifest, load_manifest
-from atom_runner.runtimes import import_runtime, load_module, set_executorch_threads
+from atom_runner.runtimes import LoadedModule, import_runtime, load_module, set_executorch_threads
 from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, Module, TokenizerName
 from atom_runner.stats import Stats
 from atom_runner.text import DecoderTokenizer, MiniLMTokenizer, check_text
@@ -73,9 +73,7 @@ class Session:
         self.minilm_tokenizer = MiniLMTokenizer(
             root / TOKENIZER_FILES[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
         )
-        decoder_manifest = self.manifest.module(Module.DECODER)
-        kv = decoder_manifest[Key.KV_CACHE]
-        self._stepper = DecoderStepper(self.decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+        self._stepper = self.new_stepper()
         self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
         self._encoder_lock, self._decoder_lock, self._minilm_lock = threading.Lock(), threading.Lock(), threading.Lock()
 
@@ -128,6 +126,46 @@ class Session:
                 out.append(self.minilm.run(Entry.FORWARD, [ids, mask])[0])
         return np.concatenate(out)
 
+    def decode_ids(
+        self, prompt_ids: list[int], prefix: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
+        stage: str = "decode",
+    ) -> list[int]:
+        """The decode loop on token ids: BOS + prefix + prompt, then exactly `steps` greedy
+        (beam 1) or beam-search selections. Untrimmed: EOS and what follows it stay."""
+        steps = self.decode_steps if steps is None else steps
+        if beam < 1 or beam > self.max_batch:
+            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
+        if steps < 1:
+            raise AtomError(f"steps must be at least 1, got {steps}")
+        prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
+        room = prompt_room(self.max_context, prefix_len, steps)
+        if len(prompt_ids) > room:
+            warnings.warn(
+                f"prompt truncated from {len(prompt_ids)} to {room} tokens to fit the context of {self.max_context}",
+                PromptTruncatedWarning, stacklevel=3,
+            )
+            prompt_ids = prompt_ids[:room]
+        with self._decoder_lock, self.stats.timed(stage):
+            self._stepper.reset()
+            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefix)
+            if beam == 1:
+                return greedy(self._stepper, logits, pos, steps)
+            return beam_search(self._stepper, logits, pos, steps, self.eos_id, beam).tokens
+
+    def new_stepper(self) -> DecoderStepper:
+        """A stepper with its own KV cache on this session's decoder, for callers that drive
+        the decode loop themselves (parity, tests of the loop's rules)."""
+        kv = self.manifest.module(Module.DECODER)[Key.KV_CACHE]
+        return DecoderStepper(self.decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+
+    def replace_modules(self, encoder: LoadedModule, decoder: LoadedModule, minilm: LoadedModule, kv_style: str, backend: str) -> None:
+        """Serve the same tasks, tokenizers and decode settings with modules loaded elsewhere
+        (the eager PyTorch reference of eval and benchmarks). The encoder runs inline."""
+        self.encoder.close()
+        self.encoder = InlineEncoder(encoder)
+        self.decoder, self.minilm, self.backend = decoder, minilm, backend
+        self._stepper = DecoderStepper(decoder, kv_style, self.manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE])
+
     def close(self) -> None:
         self.encoder.close()
 
@@ -145,25 +183,7 @@ class Session:
         return self._decode_text([], prefix, beam, steps, "caption")
 
     def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int, stage: str) -> str:
-        if beam < 1 or beam > self.max_batch:
-            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
-        if steps < 1:
-            raise AtomError(f"steps must be at least 1, got {steps}")
-        prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
-        room = prompt_room(self.max_context, prefix_len, steps)
-        if len(prompt_ids) > room:
-            warnings.warn(
-                f"prompt truncated from {len(prompt_ids)} to {room} tokens to fit the context of {self.max_context}",
-                PromptTruncatedWarning, stacklevel=3,
-            )
-            prompt_ids = prompt_ids[:room]
-        with self._decoder_lock, self.stats.timed(stage):
-            self._stepper.reset()
-            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefix)
-            if beam == 1:
-                tokens = greedy(self._stepper, logits, pos, steps)
-            else:
-                tokens = beam_search(self._stepper, logits, pos, steps, self.eos_id, beam).tokens
+        tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
         return self.tokenizer.decode(trim_after_eos(tokens, self.eos_id))
 
     def _check_clip(self, clip: np.ndarray) -> np.ndarray:
