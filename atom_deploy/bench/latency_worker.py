@@ -65,20 +65,20 @@ def load_modules(folder: Path, backend: str):
     return manifest, modules, loads, manifest.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE]
 
 
-def median_seconds(fn, repeat: int) -> float:
-    fn()  # warm-up: first calls pay one-off allocation and weight packing
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def median_of(fn, repeat: int) -> float:
-    """Median of what `fn` returns, after one warm-up call."""
+    """Median of what `fn` returns, after one warm-up call (first calls pay one-off
+    allocation and weight packing)."""
     fn()
     return statistics.median(fn() for _ in range(repeat))
+
+
+def median_seconds(fn, repeat: int) -> float:
+    def timed() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return median_of(timed, repeat)
 
 
 def measure(folder: Path, backend: str, repeat: int) -> dict:

@@ -62,7 +62,7 @@ def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> 
     are read as they are, never expanded to H heads. -> [B, Hkv, rep, S, Dh]
     """
     B, H, S, Dh = q.shape
-    kv_heads, T = keys.shape[1], keys.shape[2]
+    kv_heads = keys.shape[1]
     rep = H // kv_heads
     grouped = q.unflatten(1, (kv_heads, rep)).flatten(2, 3)  # [B, Hkv, rep * S, Dh]
     scores = (grouped @ keys.transpose(-2, -1)) * (Dh**-0.5)

@@ -14,7 +14,6 @@ homes, one arithmetic:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
