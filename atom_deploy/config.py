@@ -213,7 +213,7 @@ def demo_architecture() -> ModelConfig:
     # cores (atom-deploy train-demo). A hybrid ViT: a 4-conv stem (stride 8) max-pooled
     # to 56x56-px patches gives a 4x4 grid per time step, so 1 + 3 * 16 = 49 visual
     # tokens, the same prefix length as mplug2plus. The linear 28-px patch embedding it
-    # replaces never learned object shapes on this budget (README, "Demo model").
+    # replaces never learned object shapes on this budget (docs/demo_model.md).
     # The context holds BOS + 49 + 23 for captions, and 4-5 captions plus an answer for
     # text tasks.
     return ModelConfig(

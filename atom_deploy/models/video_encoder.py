@@ -62,7 +62,7 @@ class ConvStem(nn.Module):
 
     A linear patch embedding must learn every shape at every offset inside its patch, so
     a small ViT trained from scratch on a CPU budget never learns shapes (the demo model's
-    encoder stayed at chance on object kind; docs in the README). Shared conv filters see
+    encoder stayed at chance on object kind; docs/demo_model.md). Shared conv filters see
     a shape wherever it sits, and max-pooling keeps the strongest response per patch.
     The tubelet's frames are stacked as channels, so the first conv already sees motion.
     Every op is 4-D or permutes at most 6-D, as XNNPACK requires; the convs stay fp32
