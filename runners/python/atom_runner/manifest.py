@@ -1,4 +1,10 @@
-"""Read and verify an artifact folder's manifest: format, kit version, paths, sha256."""
+"""Read and verify an artifact folder's manifest: format, kit version, paths, sha256.
+
+The one rule for files: a runner opens only files that the manifest lists with a sha256
+(a module's `files`, the `tokenizers` records), that match it, and that lie inside the
+artifact folder once symlinks are followed. Entry points and tokenizers are resolved
+through that verified list, never by a name of their own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from atom_runner.errors import AtomError
-from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key
+from atom_runner.manifest_check import check_limits, check_manifest
+from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, Limit
 
 
 def sha256_file(path: Path) -> str:
@@ -41,8 +48,10 @@ class Manifest:
 
     def resolve(self, file_name: str) -> Path:
         """A file named by the manifest, which must stay inside the artifact folder."""
+        if "\0" in file_name:
+            raise AtomError(f"{self.root}: manifest names a file with a NUL in it: {file_name!r}")
         candidate = (self.root / file_name).resolve()
-        if Path(file_name).is_absolute() or self.root.resolve() not in candidate.parents:
+        if Path(file_name).is_absolute() or ".." in Path(file_name).parts or self.root.resolve() not in candidate.parents:
             raise AtomError(f"{self.root}: manifest names a file outside the artifact folder: {file_name!r}")
         return candidate
 
@@ -58,21 +67,46 @@ class Manifest:
             raise AtomError(f"artifact {path.name} does not match its sha256 in the manifest (corrupted or replaced)")
         return path
 
+    def entry_files(self, module_name: str) -> dict[str, Path]:
+        """{entry point: path} for a module, every file verified; an entry point must name
+        one of the module's listed `files`, so nothing unhashed reaches a runtime."""
+        module = self.module(module_name)
+        verified = {record[Key.FILE]: self.verified(record) for record in module[Key.FILES]}
+        out = {}
+        for entry, spec in module[Key.ENTRY_POINTS].items():
+            if spec[Key.FILE] not in verified:
+                raise AtomError(
+                    f"{self.root}: {module_name} entry point {entry!r} names {spec[Key.FILE]!r}, "
+                    f"which is not in the module's hashed files {sorted(verified)}"
+                )
+            out[entry] = verified[spec[Key.FILE]]
+        return out
+
+    def tokenizer_file(self, name: str) -> Path:
+        """The tokenizer file that its manifest record names, verified."""
+        return self.verified(self.data[Key.TOKENIZERS][name])
+
 
 def load_manifest(folder: Path | str) -> Manifest:
     root = Path(folder)
     path = root / MANIFEST_FILE
     if not path.is_file():
         raise AtomError(f"no {MANIFEST_FILE} in {root}: not an atom-deploy artifact folder")
+    if path.stat().st_size > Limit.MANIFEST_BYTES:
+        raise AtomError(f"{path} has {path.stat().st_size} bytes; a manifest is at most {Limit.MANIFEST_BYTES}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AtomError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:  # json's C scanner recurses per nesting level
+        raise AtomError(f"{path}: manifest is nested deeper than {Limit.DEPTH} levels") from None
     if not isinstance(data, dict) or data.get(Key.FORMAT) != FORMAT:
         raise AtomError(f"{path} is not an atom-deploy manifest")
+    check_limits(data, str(path))
     if data.get(Key.FORMAT_VERSION) != FORMAT_VERSION:
         raise AtomError(
             f"{path} has manifest format {data.get(Key.FORMAT_VERSION)!r} (kit {data.get(Key.KIT_VERSION)!r}); "
             f"this runner reads format {FORMAT_VERSION}: re-export with this kit"
         )
+    check_manifest(data, str(path))
     return Manifest(root, data)

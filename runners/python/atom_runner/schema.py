@@ -67,6 +67,9 @@ class Key:
     EXPORT_SECONDS = "export_seconds"
 
 
+BACKENDS = ("executorch", "onnx")
+
+
 class Module:
     """Module names: one artifact each."""
 
@@ -84,6 +87,14 @@ class Entry:
     TEXT_DECODER = "text_decoder"
 
 
+# The entry points each module must offer: what the runners call.
+ENTRY_POINTS_OF = {
+    Module.VIDEO_ENCODER: (Entry.FORWARD,),
+    Module.DECODER: (Entry.TOKEN_EMBEDDING, Entry.TEXT_DECODER),
+    Module.MINILM: (Entry.FORWARD,),
+}
+
+
 class KVStyle:
     """How the decoder's static KV cache crosses the graph boundary."""
 
@@ -93,6 +104,7 @@ class KVStyle:
     # The cache is an explicit input and output (ONNX has no mutable state): callers
     # also pass k_cache/v_cache and keep the returned ones.
     EXPLICIT_IO = "explicit_io"
+    ALL = (IN_PLACE, EXPLICIT_IO)
 
 
 class Tensor:
@@ -118,6 +130,7 @@ class Tensor:
 class TokenizerName:
     DECODER = "decoder"
     MINILM = "minilm"
+    ALL = (DECODER, MINILM)
 
 
 TOKENIZER_FILES = {
@@ -127,3 +140,18 @@ TOKENIZER_FILES = {
 
 
 BACKEND_SUFFIX = {"executorch": ".pte", "onnx": ".onnx"}
+
+
+class Limit:
+    """Bounds on what a manifest may ask for. Far above any real export (the demo model's
+    manifest is 11 KB, 8 levels deep, its largest tensor 50 MB); they exist so a hostile
+    manifest gets a one-line error, not a crash or a 233 TiB allocation. Mirrored in the
+    C++ runner's schema.h."""
+
+    MANIFEST_BYTES = 1 << 20
+    DEPTH = 32  # nesting of objects and arrays
+    ITEMS = 4096  # entries of any one object or array
+    NAME_CHARS = 255  # a file name or tensor name
+    DIM = (1 << 31) - 1  # any size, id or count (an int32 in the runners)
+    TENSOR_BYTES = 1 << 34  # one clip or one KV-cache buffer, as float32 (16 GiB)
+    RANK = 8

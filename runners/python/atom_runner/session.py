@@ -26,7 +26,8 @@ from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import Manifest, load_manifest
 from atom_runner.runtimes import LoadedModule, import_runtime, load_module, set_executorch_threads
-from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, Module, TokenizerName
+from atom_runner.schema import MANIFEST_FILE, Entry, Key, Module, TokenizerName
+from atom_runner.signature import check_links, check_modules
 from atom_runner.stats import Stats
 from atom_runner.text import DecoderTokenizer, MiniLMTokenizer, check_text
 
@@ -54,10 +55,10 @@ class Session:
         self.max_batch: int = decode[Key.MAX_BATCH]
         self.clip_shape = tuple(self.manifest.data[Key.CLIP][Key.SHAPE])
         # Verify every file before loading anything: nothing is left half-loaded.
-        files = {name: self._verified_entry_files(name) for name in Module.ALL}
+        files = {name: self.manifest.entry_files(name) for name in Module.ALL}
         tokenizers = self.manifest.data[Key.TOKENIZERS]
-        for record in tokenizers.values():
-            self.manifest.verified(record)
+        tokenizer_files = {name: self.manifest.tokenizer_file(name) for name in TokenizerName.ALL}
+        check_links(self.manifest)
         self.stats.runtime_import_seconds = import_runtime(self.backend)
         if threads and self.backend == "executorch":
             set_executorch_threads(threads)
@@ -66,12 +67,13 @@ class Session:
         self.encoder = self._load_encoder(files[Module.VIDEO_ENCODER], threads or 0)
         self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
         self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
-        root = self.manifest.root
+        check_modules(self.manifest, {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None),
+                                      Module.DECODER: self.decoder, Module.MINILM: self.minilm})
         self.tokenizer = DecoderTokenizer(
-            root / TOKENIZER_FILES[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
+            tokenizer_files[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
         )
         self.minilm_tokenizer = MiniLMTokenizer(
-            root / TOKENIZER_FILES[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
+            tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
         )
         self._stepper = self.new_stepper()
         self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
@@ -196,12 +198,6 @@ class Session:
         if not np.isfinite(clip).all():
             raise AtomError("clip contains NaN or infinite values")
         return np.ascontiguousarray(clip)
-
-    def _verified_entry_files(self, name: str) -> dict[str, Path]:
-        module = self.manifest.module(name)
-        for record in module[Key.FILES]:
-            self.manifest.verified(record)
-        return {entry: self.manifest.resolve(spec[Key.FILE]) for entry, spec in module[Key.ENTRY_POINTS].items()}
 
     def _load(self, name: str, files: dict[str, Path], threads: int):
         start = time.perf_counter()

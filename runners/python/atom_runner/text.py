@@ -24,11 +24,20 @@ def check_text(text: object, what: str) -> str:
     return text
 
 
+def load_tokenizer(path) -> Tokenizer:
+    """A tokenizer.json; a file the tokenizers library cannot read is a one-line error."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception with serde's message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AtomError(f"tokenizer {path} could not be read: {first}") from None
+
+
 class DecoderTokenizer:
     """Byte-level BPE of the decoder: prompts to ids (no specials), ids back to text."""
 
     def __init__(self, path, special_ids: set[int]):
-        self._tok = Tokenizer.from_file(str(path))
+        self._tok = load_tokenizer(path)
         self._special = special_ids
 
     def encode(self, text: str) -> list[int]:
@@ -42,7 +51,7 @@ class MiniLMTokenizer:
     """WordPiece of all-MiniLM-L6-v2, padded per batch and truncated like sentence-transformers."""
 
     def __init__(self, path, max_seq_length: int, pad_id: int = 0):
-        self._tok = Tokenizer.from_file(str(path))
+        self._tok = load_tokenizer(path)
         self._tok.enable_truncation(max_seq_length)
         self._tok.enable_padding(pad_id=pad_id)
 

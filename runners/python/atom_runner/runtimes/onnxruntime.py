@@ -26,9 +26,18 @@ class OnnxModule:
             self._sessions[entry] = session
             self._input_names[entry] = [i.name for i in session.get_inputs()]
 
+    def shapes(self, entry: str) -> tuple[list[tuple], list[tuple]]:
+        """The graph's (input, output) sizes; None for a symbolic axis."""
+        session = self._sessions[entry]
+        return _sizes(session.get_inputs()), _sizes(session.get_outputs())
+
     def run(self, entry: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(zip(self._input_names[entry], inputs))
         try:
             return self._sessions[entry].run(None, feeds)
         except Exception as exc:
             raise AtomError(f"ONNX Runtime entry {entry!r} failed: {str(exc).splitlines()[0]}") from None
+
+
+def _sizes(args) -> list[tuple]:
+    return [tuple(d if isinstance(d, int) else None for d in a.shape) for a in args]
