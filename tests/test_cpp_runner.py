@@ -170,14 +170,14 @@ def test_corrupted_truncated_or_replaced_artifacts_are_refused_before_loading(ho
     pte.write_bytes(original[: len(original) // 2])
     out = run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False)
     assert out.returncode == 1 and "bytes, manifest says" in out.stderr, out.stderr
-    # A manifest rewritten to vouch for the broken file gets past the digest; ExecuTorch's
-    # own check then names the module.
+    # A manifest rewritten to vouch for the broken file gets past the digest; the program
+    # header check then names the module.
     pte.write_bytes(bytes(data))
     manifest = json.loads((art / "manifest.json").read_text())
     manifest["modules"]["video_encoder"]["files"][0]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
     (art / "manifest.json").write_text(json.dumps(manifest))
     out = run(host_runner, "caption", "--artifacts", str(art), clips[0], check=False)
-    assert out.returncode == 1 and "module video_encoder" in out.stderr and "ExecuTorch error" in out.stderr
+    assert out.returncode == 1 and "module video_encoder" in out.stderr and "not an ExecuTorch program" in out.stderr
     # Intact artifacts pass the same check: the runner's digest is Python's.
     pte.write_bytes(original)
     shutil.copy(tiny_exports["int8"] / "executorch" / "manifest.json", art / "manifest.json")

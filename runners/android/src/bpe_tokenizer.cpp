@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "json.h"
+#include "schema.h"
 #include "unicode.h"
 
 namespace atom {
@@ -15,14 +16,61 @@ bool is_letter(uint32_t c) { return uni::classes(c) & uni::kLetter; }
 bool is_number(uint32_t c) { return uni::classes(c) & uni::kNumber; }
 
 std::string cfg(const Json& j, const char* key) {
-  if (!j.has(key)) return "";
-  const Json& v = j[key];
-  if (v.type == Json::Type::Bool) return v.boolean ? "true" : "false";
-  if (v.type == Json::Type::String) return v.str;
+  if (!j.contains(key)) return "";
+  const Json& v = j.at(key);
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_string()) return v.get<std::string>();
   return v.is_null() ? "null" : "?";
 }
 
 }  // namespace
+
+void BpeTokenizer::read(const std::string& path) {
+  Json j = read_json_file(path, schema::limit::kTokenizerBytes, schema::limit::kDepth);
+  const Json& model = j.at("model");
+  if (model.at("type").get<std::string>() != "BPE") throw std::runtime_error(path + ": model is not BPE");
+  if (!j.at("normalizer").is_null()) throw std::runtime_error(path + ": normalizers are not supported");
+  const Json& pre = j.at("pre_tokenizer");
+  if (pre.is_null() || pre.at("type").get<std::string>() != "ByteLevel" || cfg(pre, "add_prefix_space") != "false" ||
+      cfg(pre, "use_regex") == "false")
+    throw std::runtime_error(path + ": only ByteLevel(add_prefix_space=false, use_regex=true) is supported");
+  if (cfg(model, "byte_fallback") == "true" || (model.contains("dropout") && !model.at("dropout").is_null()))
+    throw std::runtime_error(path + ": byte_fallback/dropout are not supported");
+  for (const auto& [token, value] : model.at("vocab").items()) {
+    int64_t id = json_index(value, schema::limit::kDim, path + ": vocab id of " + json_quote(token));
+    vocab_[token] = id;
+    if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
+    id_to_token_[size_t(id)] = token;
+  }
+  int rank = 0;
+  for (const Json& m : model.at("merges")) {
+    std::string a, b;
+    if (m.is_array()) {
+      a = m.at(0).get<std::string>();
+      b = m.at(1).get<std::string>();
+    } else {
+      const std::string s = m.get<std::string>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos) throw std::runtime_error(path + ": merge without a space: " + json_quote(s));
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    }
+    merge_rank_.emplace(a + '\x01' + b, rank++);
+  }
+  if (j.contains("added_tokens")) {
+    for (const Json& t : j.at("added_tokens")) {
+      int64_t id = json_index(t.at("id"), schema::limit::kDim, path + ": added token id");
+      const std::string content = t.at("content").get<std::string>();
+      added_.emplace_back(content, id);
+      if (t.at("special").get<bool>()) special_.insert(id);
+      if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
+      id_to_token_[size_t(id)] = content;
+    }
+    // Longest content first, so overlapping added tokens match like HF (leftmost-longest).
+    std::stable_sort(added_.begin(), added_.end(),
+                     [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  }
+}
 
 std::vector<std::string> gpt2_split(const std::string& text) {
   std::vector<uint32_t> c;
@@ -69,47 +117,11 @@ std::vector<std::string> gpt2_split(const std::string& text) {
 }
 
 BpeTokenizer::BpeTokenizer(const std::string& path) {
-  Json j = Json::parse_file(path);
-  const Json& model = j["model"];
-  if (model["type"].as_string() != "BPE") throw std::runtime_error(path + ": model is not BPE");
-  if (!j["normalizer"].is_null()) throw std::runtime_error(path + ": normalizers are not supported");
-  const Json& pre = j["pre_tokenizer"];
-  if (pre.is_null() || pre["type"].as_string() != "ByteLevel" || cfg(pre, "add_prefix_space") != "false" ||
-      cfg(pre, "use_regex") == "false")
-    throw std::runtime_error(path + ": only ByteLevel(add_prefix_space=false, use_regex=true) is supported");
-  if (cfg(model, "byte_fallback") == "true" || (model.has("dropout") && !model["dropout"].is_null()))
-    throw std::runtime_error(path + ": byte_fallback/dropout are not supported");
-  for (const auto& kv : model["vocab"].fields) {
-    int64_t id = kv.second.as_int();
-    vocab_[kv.first] = id;
-    if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
-    id_to_token_[size_t(id)] = kv.first;
-  }
-  int rank = 0;
-  for (const Json& m : model["merges"].items) {
-    std::string a, b;
-    if (m.type == Json::Type::Array) {
-      a = m[0].as_string();
-      b = m[1].as_string();
-    } else {
-      const std::string& s = m.as_string();
-      size_t sp = s.find(' ');
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    }
-    merge_rank_.emplace(a + '\x01' + b, rank++);
-  }
-  if (j.has("added_tokens")) {
-    for (const Json& t : j["added_tokens"].items) {
-      int64_t id = t["id"].as_int();
-      added_.emplace_back(t["content"].as_string(), id);
-      if (t["special"].as_bool()) special_.insert(id);
-      if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
-      id_to_token_[size_t(id)] = t["content"].as_string();
-    }
-    // Longest content first, so overlapping added tokens match like HF (leftmost-longest).
-    std::stable_sort(added_.begin(), added_.end(),
-                     [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  // Library errors (a key missing, a wrong type) become one line naming the file.
+  try {
+    read(path);
+  } catch (const Json::exception& e) {
+    throw std::runtime_error("tokenizer " + path + " could not be read: " + e.what());
   }
   // GPT-2 byte <-> printable character map.
   int extra = 0;

@@ -25,6 +25,7 @@ class BpeTokenizer {
   std::string decode(const std::vector<int64_t>& ids, const std::unordered_set<int64_t>& skip) const;
 
  private:
+  void read(const std::string& path);  // the tokenizer.json's model, merges and added tokens
   void bpe_word(const std::string& word, std::vector<int64_t>& out) const;
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;

@@ -1,6 +1,7 @@
 #include "et_module.h"
 
 #include <chrono>
+#include <fstream>
 
 namespace atom {
 
@@ -9,9 +10,19 @@ using executorch::runtime::Error;
 
 static std::string code(Error e) { return std::to_string(int(e)); }
 
+// A .pte is a flatbuffer with the file identifier "ET12" at bytes 4..8 (program.fbs);
+// checked here as the Python runner checks it, for a clearer error than a loader code.
+static void check_program_header(const std::string& name, const std::string& path) {
+  char head[8] = {};
+  std::ifstream f(path, std::ios::binary);
+  if (!f.read(head, sizeof head) || std::string(head + 4, 4) != "ET12")
+    throw EtError("module " + name + " (" + path + "): not an ExecuTorch program (no ET12 header)");
+}
+
 EtModule::EtModule(std::string name, const std::string& path, const std::vector<std::string>& methods)
     : name_(std::move(name)), path_(path) {
   auto t0 = std::chrono::steady_clock::now();
+  check_program_header(name_, path);
   module_ = std::make_unique<Module>(path, Module::LoadMode::Mmap);
   Error err = module_->load();
   if (err != Error::Ok)

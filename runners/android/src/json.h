@@ -1,44 +1,25 @@
-// Minimal JSON reader: enough for manifest.json and HF tokenizer.json files.
-// Objects keep insertion order (vector of pairs) plus an index for lookup.
+// JSON through one library, nlohmann/json (vendored in third_party/), for reading and writing.
 #pragma once
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <stdexcept>
 #include <string>
-#include <vector>
+
+#include "nlohmann/json.hpp"
 
 namespace atom {
 
-class Json {
- public:
-  enum class Type { Null, Bool, Number, String, Array, Object };
-  Type type = Type::Null;
-  bool boolean = false;
-  double number = 0;
-  std::string str;
-  std::vector<Json> items;                           // Array
-  std::vector<std::pair<std::string, Json>> fields;  // Object, in file order
+using Json = nlohmann::json;
 
-  static Json parse(const std::string& text);
-  static Json parse_file(const std::string& path);
+// Parses a file no larger than `max_bytes`, nested no deeper than `max_depth`. Any failure
+// (missing, too large, not JSON, too deep) throws std::runtime_error with one line
+// naming the file. The depth limit is enforced while parsing, so a deep file never
+// builds a deep value.
+Json read_json_file(const std::string& path, uint64_t max_bytes, int max_depth);
 
-  bool is_null() const { return type == Type::Null; }
-  bool has(const std::string& key) const;
-  const Json& operator[](const std::string& key) const;  // throws if missing
-  const Json& operator[](size_t i) const;
-  size_t size() const { return type == Type::Array ? items.size() : fields.size(); }
-  int64_t as_int() const;
-  double as_double() const;
-  const std::string& as_string() const;
-  bool as_bool() const;
-};
+// An integer in [0, limit), for values used as indexes (token ids): anything else throws
+// std::runtime_error naming `what`.
+int64_t json_index(const Json& v, int64_t limit, const std::string& what);
 
-struct JsonError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// JSON string escaping for output.
+// A JSON string literal; invalid UTF-8 becomes U+FFFD, as Python's decode does.
 std::string json_quote(const std::string& s);
 
 }  // namespace atom

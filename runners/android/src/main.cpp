@@ -26,6 +26,7 @@
 #include "latency.h"
 #include "reuse_bench.h"
 #include "runner.h"
+#include "runtime_log.h"
 #include "tasks.h"
 
 namespace {
@@ -171,6 +172,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  atom::quiet_runtime_logs();
   Args a;
   try {
     a = parse(argc, argv);

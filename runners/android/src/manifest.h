@@ -1,16 +1,18 @@
-// The decode/clip contract read from manifest.json (the same keys the Python runner reads).
+// The decode/clip contract read from manifest.json (the same keys and checks as the Python
+// runner's manifest.py and manifest_check.py), and the one rule for files: only files the
+// manifest lists with a sha256, matching it, inside the artifact folder, are ever opened.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "json.h"
-
 namespace atom {
 
 // One file the manifest names, with the size and digest it was exported with.
 struct FileRecord {
-  std::string path;  // absolute
+  std::string root;  // the artifact folder
+  std::string name;  // as the manifest names it, relative to root
+  std::string path;  // root + "/" + name
   std::string sha256;
   uint64_t bytes = 0;
 };
@@ -23,7 +25,8 @@ struct Manifest {
   int num_visual_tokens = 0, vocab_size = 0, dim = 0;
   std::vector<int> clip_shape;
   std::string kv_style;
-  std::string encoder_file, decoder_file, minilm_file;  // absolute paths
+  // Entry points and tokenizers, each resolved through a hashed record.
+  std::string encoder_file, decoder_file, minilm_file;
   std::string decoder_tokenizer, minilm_tokenizer;
   int minilm_max_seq = 0, minilm_max_batch = 0;
   std::vector<FileRecord> encoder_records, decoder_records, minilm_records;  // each module's files
@@ -31,11 +34,13 @@ struct Manifest {
   size_t clip_numel() const;
 };
 
-// Throws std::runtime_error with a one-line reason.
+// Every key the runner reads is checked for presence, type and range; throws
+// std::runtime_error with one line naming the key.
 Manifest load_manifest(const std::string& folder);
 
-// Size, then sha256: a truncated, corrupted or replaced artifact is refused before it is
-// loaded, with the file named. Throws std::runtime_error.
+// Inside the folder (symlinks followed), then size, then sha256: a file that escapes the
+// folder, or is truncated, corrupted or replaced, is refused before it is loaded, with
+// the file named. Throws std::runtime_error.
 void verify_file(const FileRecord& record);
 
 }  // namespace atom

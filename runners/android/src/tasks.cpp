@@ -1,6 +1,8 @@
 #include <cctype>
 #include "tasks.h"
 
+#include "json.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>

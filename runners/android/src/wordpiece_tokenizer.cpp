@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "json.h"
+#include "schema.h"
 #include "unicode.h"
 
 namespace atom {
@@ -16,24 +17,34 @@ static int64_t lookup(const std::unordered_map<std::string, int64_t>& v, const s
 }
 
 WordPieceTokenizer::WordPieceTokenizer(const std::string& path, int max_seq_length) : max_seq_(max_seq_length) {
-  Json j = Json::parse_file(path);
-  const Json& model = j["model"];
-  if (model["type"].as_string() != "WordPiece") throw std::runtime_error(path + ": model is not WordPiece");
-  for (const auto& kv : model["vocab"].fields) vocab_[kv.first] = kv.second.as_int();
-  prefix_ = model["continuing_subword_prefix"].as_string();
-  max_chars_ = size_t(model["max_input_chars_per_word"].as_int());
-  unk_ = lookup(vocab_, model["unk_token"].as_string(), path);
+  // Library errors (a key missing, a wrong type) become one line naming the file.
+  try {
+    read(path);
+  } catch (const Json::exception& e) {
+    throw std::runtime_error("tokenizer " + path + " could not be read: " + e.what());
+  }
+}
+
+void WordPieceTokenizer::read(const std::string& path) {
+  Json j = read_json_file(path, schema::limit::kTokenizerBytes, schema::limit::kDepth);
+  const Json& model = j.at("model");
+  if (model.at("type").get<std::string>() != "WordPiece") throw std::runtime_error(path + ": model is not WordPiece");
+  for (const auto& [token, id] : model.at("vocab").items())
+    vocab_[token] = json_index(id, schema::limit::kDim, path + ": vocab id of " + json_quote(token));
+  prefix_ = model.at("continuing_subword_prefix").get<std::string>();
+  max_chars_ = size_t(json_index(model.at("max_input_chars_per_word"), schema::limit::kDim, path + ": max_input_chars_per_word"));
+  unk_ = lookup(vocab_, model.at("unk_token").get<std::string>(), path);
   cls_ = lookup(vocab_, "[CLS]", path);
   sep_ = lookup(vocab_, "[SEP]", path);
   pad_ = lookup(vocab_, "[PAD]", path);
-  const Json& n = j["normalizer"];
-  if (n.is_null() || n["type"].as_string() != "BertNormalizer")
+  const Json& n = j.at("normalizer");
+  if (n.is_null() || n.at("type").get<std::string>() != "BertNormalizer")
     throw std::runtime_error(path + ": only BertNormalizer is supported");
-  clean_ = n["clean_text"].as_bool();
-  chinese_ = n["handle_chinese_chars"].as_bool();
-  lower_ = n["lowercase"].as_bool();
-  strip_ = n["strip_accents"].is_null() ? lower_ : n["strip_accents"].as_bool();
-  if (j["pre_tokenizer"]["type"].as_string() != "BertPreTokenizer")
+  clean_ = n.at("clean_text").get<bool>();
+  chinese_ = n.at("handle_chinese_chars").get<bool>();
+  lower_ = n.at("lowercase").get<bool>();
+  strip_ = n.at("strip_accents").is_null() ? lower_ : n.at("strip_accents").get<bool>();
+  if (j.at("pre_tokenizer").at("type").get<std::string>() != "BertPreTokenizer")
     throw std::runtime_error(path + ": only BertPreTokenizer is supported");
 }
 

@@ -23,6 +23,7 @@ class WordPieceTokenizer {
              int& len) const;
 
  private:
+  void read(const std::string& path);  // the tokenizer.json's vocab and normalizer settings
   std::string normalize(const std::string& text) const;
   std::unordered_map<std::string, int64_t> vocab_;
   int64_t cls_ = 101, sep_ = 102, unk_ = 100, pad_ = 0;

@@ -72,8 +72,8 @@ class _Checker:
         key = f"{parent}.{Key.FILE}"
         if not name or len(name) > Limit.NAME_CHARS:
             self.fail(key, f"must be 1 to {Limit.NAME_CHARS} characters, got {len(name)}")
-        if "\0" in name or "\\" in name:
-            self.fail(key, f"contains a NUL or backslash: {_short(name)}")
+        if "\\" in name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+            self.fail(key, f"contains a NUL, control character or backslash: {_short(name)}")
         if name.startswith("/") or ".." in name.split("/"):
             self.fail(key, f"names a file outside the artifact folder: {_short(name)}")
         return name
