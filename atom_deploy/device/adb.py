@@ -75,7 +75,11 @@ class Adb:
     # --- file transfer and commands -----------------------------------------------
 
     def _checked(self, out: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
-        text = (out.stderr + out.stdout).lower()
+        """A lost device or a full disk, judged only from a failed adb: its exit status and stderr.
+        stdout is what ran on the phone (a caption may well say "device offline")."""
+        if out.returncode == 0:
+            return out
+        text = out.stderr.lower()
         if any(m in text for m in DISCONNECT_MARKS):
             raise DeviceError(f"device {self.serial} disconnected during {what}")
         if any(m in text for m in FULL_MARKS):

@@ -38,19 +38,28 @@ def push_bundle(adb: Adb, bundle: Path) -> tuple[int, int]:
 
 
 def push_files(adb: Adb, paths: list[Path], sub: str) -> list[str]:
-    """Push local files into DEVICE_DIR/sub (sha256-skipping); returns their paths relative to DEVICE_DIR."""
+    """Push local files into DEVICE_DIR/sub (sha256-skipping); returns their paths relative to DEVICE_DIR.
+
+    The i-th file goes to sub/<i>-<name>: a/clip.bin and b/clip.bin must not land on one name."""
     if not paths:
         return []
-    adb.shell(f"mkdir -p {DEVICE_DIR}/{sub}", "mkdir")
-    on_device = adb.sha256s(f"{DEVICE_DIR}/{sub}")
-    out = []
     for p in paths:
         if not Path(p).is_file():
             raise DeviceError(f"clip {p} does not exist")
-        if on_device.get(Path(p).name) != sha256_file(Path(p)):
-            adb.push(str(p), f"{DEVICE_DIR}/{sub}/{Path(p).name}")
-        out.append(f"{sub}/{Path(p).name}")
+    adb.shell(f"mkdir -p {DEVICE_DIR}/{sub}", "mkdir")
+    on_device = adb.sha256s(f"{DEVICE_DIR}/{sub}")
+    out = []
+    for number, p in enumerate(paths):
+        name = remote_name(number, Path(p))
+        if on_device.get(name) != sha256_file(Path(p)):
+            adb.push(str(p), f"{DEVICE_DIR}/{sub}/{name}")
+        out.append(f"{sub}/{name}")
     return out
+
+
+def remote_name(number: int, path: Path) -> str:
+    """Unique within one push by its position; the local name kept, for the runner's output."""
+    return f"{number}-{path.name}"
 
 
 def run_runner(adb: Adb, argv: list[str]) -> str:
