@@ -8,7 +8,6 @@ import hashlib
 import os
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -169,7 +168,7 @@ def test_encoder_file_from_another_model_is_refused_at_build(onnx_copy):
 # --- item 4: a hash-matching file that is not a program
 
 
-@pytest.mark.parametrize("content", [os.urandom(4096), b"hello, not a program", b""], ids=["random", "text", "empty"])
+@pytest.mark.parametrize("content", [os.urandom(4096), b""], ids=["random", "empty"])
 def test_executorch_non_program_is_one_line_not_sigabrt(et_copy, content):
     """Random bytes used to abort the whole process inside the bindings' log callback.
     Run through the CLI: an abort would take pytest down with it."""
