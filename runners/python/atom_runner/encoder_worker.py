@@ -2,8 +2,9 @@
 
 Protocol, one line each way: the parent sends a ticket number (or `quit`); the worker
 reads the clip from shared-memory slot ticket % SLOTS, writes the prefix to the same
-slot of the output block and answers `done <ticket>` (or `error <message>`). The first
-line it writes is `ready <load seconds>`.
+slot of the output block and answers `done <ticket>` (or `error <ticket> <message>`),
+in the order the tickets came. The first line it writes is `ready <load seconds>` (or
+`error <message>` when the module did not load).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main() -> int:
         clips, prefixes = _attach(spec["clips"]), _attach(spec["prefixes"])
         print(f"ready {time.perf_counter() - start}", file=out, flush=True)
     except Exception as exc:
-        print(f"error {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=out, flush=True)
+        print(f"error {_first_line(exc)}", file=out, flush=True)
         return 1
     clip_shape, prefix_shape = tuple(spec["clip_shape"]), tuple(spec["prefix_shape"])
     for line in sys.stdin:
@@ -43,9 +44,13 @@ def main() -> int:
             clip = slot(clips, clip_shape, ticket)
             slot(prefixes, prefix_shape, ticket)[...] = module.run(Entry.FORWARD, [clip])[0]
             print(f"done {ticket}", file=out, flush=True)
-        except Exception as exc:
-            print(f"error {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=out, flush=True)
+        except Exception as exc:  # the answer names the ticket it belongs to (the command as sent)
+            print(f"error {command} {_first_line(exc)}", file=out, flush=True)
     return 0
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _attach(name: str) -> SharedMemory:

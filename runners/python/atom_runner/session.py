@@ -5,9 +5,11 @@
         s.embed(["a red car", "a dog"])      # MiniLM
         s.generate("summary: ...")           # the same decoder, text-only
 
-Thread-safe: each module has a lock (an ExecuTorch method owns its activation memory and
-the decoder owns one KV cache), so concurrent requests queue per module and never share
-a cache. Overlap of encoding and decoding comes from `caption_stream`.
+Thread-safe: each module runs one call at a time (an ExecuTorch method owns its
+activation memory and the decoder owns one KV cache), so concurrent requests queue per
+module and never share a cache. Overlap of encoding and decoding comes from
+`caption_stream`, which holds no lock while it waits for its caller: a paused stream
+never blocks another thread, and its caller may use the session inside the loop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import threading
 import time
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -65,26 +68,31 @@ class Session:
         encoder_bytes = sum(p.stat().st_size for p in files[Module.VIDEO_ENCODER].values())
         self.overlap = _resolve_overlap(overlap, self.backend, encoder_bytes)
         self.encoder = self._load_encoder(files[Module.VIDEO_ENCODER], threads or 0)
-        self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
-        self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
-        check_modules(self.manifest, {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None),
-                                      Module.DECODER: self.decoder, Module.MINILM: self.minilm})
-        self.tokenizer = DecoderTokenizer(
-            tokenizer_files[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
-        )
-        self.minilm_tokenizer = MiniLMTokenizer(
-            tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
-        )
-        self._stepper = self.new_stepper()
-        self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
-        self._encoder_lock, self._decoder_lock, self._minilm_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        try:  # the encoder may be a worker process with shared memory: a failure below must not leak it
+            self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
+            self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
+            check_modules(self.manifest, {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None),
+                                          Module.DECODER: self.decoder, Module.MINILM: self.minilm})
+            self.tokenizer = DecoderTokenizer(
+                tokenizer_files[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
+            )
+            self.minilm_tokenizer = MiniLMTokenizer(
+                tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
+            )
+            self._stepper = self.new_stepper()
+            self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
+        except BaseException:
+            self.encoder.close()
+            raise
+        # The encoder serializes its own calls (encoders.py); these guard the other two modules.
+        self._decoder_lock, self._minilm_lock = threading.Lock(), threading.Lock()
 
     # --- tasks ---------------------------------------------------------------------
 
     def encode(self, clip: np.ndarray) -> np.ndarray:
         """clip [1,3,T,H,W] float32 -> visual prefix [1, N_vis, D] in decoder space."""
         clip = self._check_clip(clip)
-        with self._encoder_lock, self.stats.timed("encode"):
+        with self.stats.timed("encode"):
             return self.encoder.result(self.encoder.submit(clip))
 
     def caption(
@@ -93,26 +101,31 @@ class Session:
         """steps: decode steps (default: the manifest's fixed count, the paper's 23)."""
         if isinstance(clips, list):
             return list(self.caption_stream(clips, beam=beam, steps=steps))
-        return self._decode_text([], self.encode(clips), beam, steps or self.decode_steps, "caption")
+        steps = self._checked_decode(beam, steps)
+        return self._decode_text([], self.encode(clips), beam, steps, "caption")
 
     def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None) -> Iterator[str]:
-        """Captions in order; the encoder works on clip i+1 while clip i is decoded."""
-        steps = steps or self.decode_steps
-        with self._encoder_lock:
-            pending = None
+        """Captions in order; the encoder works on clip i+1 while clip i is decoded.
+
+        Closing the stream early (break, an exception) discards the clip still at the
+        encoder, so the next call finds the session as it was."""
+        steps = self._checked_decode(beam, steps)
+        waiting: deque = deque()  # encoder tickets submitted, not yet collected
+        try:
             for clip in clips:
-                clip = self._check_clip(clip)
-                ticket = (time.perf_counter(), self.encoder.submit(clip))
-                if pending is not None:
-                    yield self._caption_pending(pending, beam, steps)
-                pending = ticket
-            if pending is not None:
-                yield self._caption_pending(pending, beam, steps)
+                waiting.append(self.encoder.submit(self._check_clip(clip)))
+                if len(waiting) > 1:
+                    yield self._caption_ticket(waiting.popleft(), beam, steps)
+            while waiting:
+                yield self._caption_ticket(waiting.popleft(), beam, steps)
+        finally:
+            for ticket in waiting:
+                self.encoder.discard(ticket)
 
     def generate(self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1) -> str:
         """Text-only mode on the same decoder (scripts, summaries, answers)."""
         prompt = check_text(prompt, "prompt")
-        return self._decode_text(self.tokenizer.encode(prompt), prefix, beam, steps or self.decode_steps, "generate")
+        return self._decode_text(self.tokenizer.encode(prompt), prefix, beam, steps, "generate")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings [n, 384], unit length (MiniLM mean pooling + L2 in the graph)."""
@@ -134,11 +147,7 @@ class Session:
     ) -> list[int]:
         """The decode loop on token ids: BOS + prefix + prompt, then exactly `steps` greedy
         (beam 1) or beam-search selections. Untrimmed: EOS and what follows it stay."""
-        steps = self.decode_steps if steps is None else steps
-        if beam < 1 or beam > self.max_batch:
-            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
-        if steps < 1:
-            raise AtomError(f"steps must be at least 1, got {steps}")
+        steps = self._checked_decode(beam, steps)
         prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
         room = prompt_room(self.max_context, prefix_len, steps)
         if len(prompt_ids) > room:
@@ -169,6 +178,7 @@ class Session:
         self._stepper = DecoderStepper(decoder, kv_style, self.manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE])
 
     def close(self) -> None:
+        """Stop the encoder worker, if any. Safe to call again."""
         self.encoder.close()
 
     def __enter__(self) -> "Session":
@@ -179,12 +189,21 @@ class Session:
 
     # --- pieces ----------------------------------------------------------------------
 
-    def _caption_pending(self, pending, beam: int, steps: int) -> str:
+    def _checked_decode(self, beam: int, steps: int | None) -> int:
+        """The decode steps to run (None: the manifest's); a bad beam or count is an error, 0 included."""
+        steps = self.decode_steps if steps is None else steps
+        if beam < 1 or beam > self.max_batch:
+            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
+        if steps < 1:
+            raise AtomError(f"steps must be at least 1, got {steps}")
+        return steps
+
+    def _caption_ticket(self, ticket, beam: int, steps: int) -> str:
         with self.stats.timed("encode_wait"):
-            prefix = self.encoder.result(pending[1])
+            prefix = self.encoder.result(ticket)
         return self._decode_text([], prefix, beam, steps, "caption")
 
-    def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int, stage: str) -> str:
+    def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, stage: str) -> str:
         tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
         return self.tokenizer.decode(trim_after_eos(tokens, self.eos_id))
 
