@@ -85,12 +85,12 @@ def padded_index(session, source: Path, target: Path, clips: int):
     shutil.copy(source, target)  # the 43 real clips (the copy is checkpointed: the source index is closed)
     index = ClipIndex(target, manifest_sha256(session), artifacts_label(session))
     rng = np.random.default_rng(0)
-    index.start_video("/bench/padding.mp4", "0" * 64, 10.0, 5.0)
+    video = index.start_video("/bench/padding.mp4", "0" * 64, 10.0, 5.0)
     for first in range(0, clips - index.count(), 10_000):
         n = min(10_000, clips - index.count())
         vectors = rng.standard_normal((n, 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        index.add_clips("/bench/padding.mp4", "0" * 64, [(5.0 * (first + i), 5.0 * (first + i) + 10, f"padding clip {first + i}", v) for i, v in enumerate(vectors)])
+        index.add_clips(video, [(5.0 * (first + i), 5.0 * (first + i) + 10, f"padding clip {first + i}", v) for i, v in enumerate(vectors)])
     return index
 
 

@@ -49,9 +49,9 @@ def test_ranking_with_known_captions_and_the_real_minilm(session, tmp_path):
         "a white triangle grows while a black bar moves up",
     ]
     with open_index(tmp_path / "idx.sqlite", session) as index:
-        index.start_video("/videos/known.mp4", "f" * 64, 10.0, 5.0)
+        video = index.start_video("/videos/known.mp4", "f" * 64, 10.0, 5.0)
         vectors = session.embed(known)
-        index.add_clips("/videos/known.mp4", "f" * 64, [(5.0 * i, 5.0 * i + 10, c, v) for i, (c, v) in enumerate(zip(known, vectors))])
+        index.add_clips(video, [(5.0 * i, 5.0 * i + 10, c, v) for i, (c, v) in enumerate(zip(known, vectors))])
         for query, expected in [("red square moving to the left", 0), ("a bouncing green ball", 1),
                                 ("yellow star spinning", 2), ("black bar rising", 3)]:
             hits = search(session, index, query, k=4)

@@ -13,6 +13,13 @@ Tables:
 Crash safety: every write is one `BEGIN IMMEDIATE ... COMMIT`; synchronous=FULL in WAL
 mode makes a commit durable before it returns, so a killed process loses at most the
 transaction it was in, and the next run finds the file 'partial' and resumes it.
+
+One segmentation per video: all of a video's clips were cut from the content and with
+the window/stride its row names. `start_video` with other content or another
+segmentation drops the old clips and makes the new row in one transaction; a writer
+then adds clips, and finishes the video, only while the row is still the one it
+started (checked inside the same transaction as the write), so two runs on one file
+with different --window/--stride never mix their clips: the later start wins.
 Every statement is parameterized: paths, captions and prompts are only ever data.
 """
 
@@ -74,6 +81,15 @@ class VideoRow:
     window_s: float
     stride_s: float
     status: str
+
+    def same_cut(self, other: "VideoRow | None") -> bool:
+        """Same content cut the same way (whatever either's status)."""
+        return other is not None and (self.path, self.content_sha256, self.window_s, self.stride_s) == (
+            other.path, other.content_sha256, other.window_s, other.stride_s)
+
+
+class VideoTakenOver(AtomError):
+    """Another run re-started this video with other content or another segmentation."""
 
 
 def utc_now() -> str:
@@ -152,22 +168,36 @@ class ClipIndex:
         ).fetchone()
         return VideoRow(*row) if row else None
 
-    def start_video(self, path: str, content_sha256: str, window_s: float, stride_s: float) -> None:
-        """Make `path` a 'partial' video with this content; clips of older content go."""
+    def start_video(self, path: str, content_sha256: str, window_s: float, stride_s: float) -> VideoRow:
+        """Make `path` a video with this content and segmentation ('partial' unless it already
+        is one, complete or not); clips of other content or another segmentation go in the
+        same transaction. Returns the row to hand to add_clips and finish_video."""
+        wanted = VideoRow(path, content_sha256, float(window_s), float(stride_s), "partial")
         with self.transaction() as db:
             old = self.video(path)
-            if old and (old.content_sha256, old.window_s, old.stride_s) != (content_sha256, window_s, stride_s):
+            if old is not None and not wanted.same_cut(old):
                 db.execute("DELETE FROM videos WHERE path = ?", (path,))  # cascades to its clips
                 old = None
             if old is None:
                 db.execute(
                     "INSERT INTO videos (path, content_sha256, window_s, stride_s, status, updated_at) VALUES (?, ?, ?, ?, 'partial', ?)",
-                    (path, content_sha256, window_s, stride_s, utc_now()),
+                    (path, content_sha256, wanted.window_s, wanted.stride_s, utc_now()),
                 )
+        return old or wanted
 
-    def finish_video(self, path: str) -> None:
+    def finish_video(self, video: VideoRow) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE videos SET status = 'complete', updated_at = ? WHERE path = ?", (utc_now(), path))
+            self._still(video)
+            db.execute("UPDATE videos SET status = 'complete', updated_at = ? WHERE path = ?", (utc_now(), video.path))
+
+    def _still(self, video: VideoRow) -> None:
+        """Inside a write transaction: the row is still the one `video` started, or VideoTakenOver."""
+        now = self.video(video.path)
+        if not video.same_cut(now):
+            change = "removed it" if now is None else (
+                f"re-indexed it with window {now.window_s:g} s, stride {now.stride_s:g} s"
+                if now.content_sha256 == video.content_sha256 else "re-indexed it with new content")
+            raise VideoTakenOver(f"{video.path}: another run {change} meanwhile; its clips are that run's now")
 
     def windows_done(self, path: str) -> set[tuple[float, float]]:
         return set(self._db.execute("SELECT start_s, end_s FROM clips WHERE video_path = ?", (path,)))
@@ -181,16 +211,19 @@ class ClipIndex:
 
     # --- clips -------------------------------------------------------------------------
 
-    def add_clips(self, path: str, content_sha256: str, rows: Sequence[tuple[float, float, str, np.ndarray]]) -> None:
-        """rows: (start_s, end_s, caption, embedding[dim]); all committed together or none."""
+    def add_clips(self, video: VideoRow, rows: Sequence[tuple[float, float, str, np.ndarray]]) -> int:
+        """rows: (start_s, end_s, caption, embedding[dim]) of `video` as start_video returned it;
+        all committed together or none. Returns how many were new (a window already stored,
+        by an earlier or a concurrent run, is kept as it is)."""
         now = utc_now()
         with self.transaction() as db:
-            db.executemany(
+            self._still(video)
+            return db.executemany(
                 "INSERT OR IGNORE INTO clips (video_path, content_sha256, start_s, end_s, caption, embedding, "
                 "manifest_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path, content_sha256, float(s), float(e), caption, _blob(vec), self.manifest_sha256, now)
+                [(video.path, video.content_sha256, float(s), float(e), caption, _blob(vec), self.manifest_sha256, now)
                  for s, e, caption, vec in rows],
-            )
+            ).rowcount
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]

@@ -3,7 +3,9 @@
 Incremental by content: a file whose sha256 and segmentation match a 'complete' row is
 skipped; changed content replaces its rows; a 'partial' file (an earlier run was killed)
 resumes with only its missing windows. Clips are committed in small batches, so a kill
-loses at most one batch. A file that fails is reported at the end; the batch goes on.
+loses at most one batch. A file that fails is reported at the end; the batch goes on,
+and so does a file another run re-indexed with another segmentation meanwhile (its
+clips are that run's: see index_db). clips_added counts rows really added.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from atom_deploy.pipelines.captioning import Captioned, FileOutcome, caption_file
-from atom_deploy.pipelines.index_db import ClipIndex
+from atom_deploy.pipelines.index_db import ClipIndex, VideoRow, VideoTakenOver
 from atom_deploy.pipelines.model_facts import clip_spec
 from atom_deploy.pipelines.sources import canonical, content_sha256, expand_inputs
 from atom_deploy.video.decode import probe
@@ -76,28 +79,44 @@ def index_videos(
         for job in jobs:
             bar.set_postfix_str(job.path.name, refresh=False)
             key = str(job.path)
-            index.start_video(key, job.sha256, window_s, stride_s)
+            video = index.start_video(key, job.sha256, window_s, stride_s)
             outcome = FileOutcome()
-            done = index.windows_done(key)
-            batch: list[Captioned] = []
-            last_commit = time.perf_counter()
-            for item in caption_file(session, job.path, spec, window_s, stride_s, beam, outcome, done):
-                batch.append(item)
-                bar.update(1)
-                if len(batch) >= commit_every or time.perf_counter() - last_commit >= COMMIT_EVERY_S:
-                    report.clips_added += _store(session, index, key, job.sha256, batch)
-                    batch, last_commit = [], time.perf_counter()
-            report.clips_added += _store(session, index, key, job.sha256, batch)
+            try:
+                added = _index_file(session, index, video, job.path, spec, beam, outcome, commit_every, bar)
+            except VideoTakenOver as exc:
+                report.skipped.append((key, str(exc)))  # what it added went with the other run's restart
+                continue
+            report.clips_added += added
             if outcome.error is not None:
                 # Its whole clips stay stored; the row stays 'partial', so a re-run tries the rest again.
                 report.skipped.append((key, outcome.error))
                 continue
-            index.finish_video(key)
+            index.finish_video(video)
             report.indexed.append(key)
     finally:
         bar.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _index_file(
+    session: Session, index: ClipIndex, video: VideoRow, path: Path, spec, beam: int, outcome: FileOutcome,
+    commit_every: int, bar: tqdm,
+) -> int:
+    """Caption and store the windows of `video` not stored yet; returns the clips added."""
+    added = 0
+    batch: list[Captioned] = []
+    last_commit = time.perf_counter()
+    done = index.windows_done(video.path)
+    captions = caption_file(session, path, spec, video.window_s, video.stride_s, beam, outcome, done)
+    with closing(captions):  # stopped early (VideoTakenOver): the clip still at the encoder is dropped
+        for item in captions:
+            batch.append(item)
+            bar.update(1)
+            if len(batch) >= commit_every or time.perf_counter() - last_commit >= COMMIT_EVERY_S:
+                added += _store(session, index, video, batch)
+                batch, last_commit = [], time.perf_counter()
+    return added + _store(session, index, video, batch)
 
 
 def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float, report: IndexReport) -> list[_Job]:
@@ -124,9 +143,8 @@ def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float,
     return jobs
 
 
-def _store(session: Session, index: ClipIndex, key: str, sha256: str, batch: list[Captioned]) -> int:
+def _store(session: Session, index: ClipIndex, video: VideoRow, batch: list[Captioned]) -> int:
     if not batch:
         return 0
     vectors = session.embed([c.caption for c in batch])
-    index.add_clips(key, sha256, [(c.start_s, c.end_s, c.caption, v) for c, v in zip(batch, vectors)])
-    return len(batch)
+    return index.add_clips(video, [(c.start_s, c.end_s, c.caption, v) for c, v in zip(batch, vectors)])
