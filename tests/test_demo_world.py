@@ -18,7 +18,7 @@ from atom_deploy.demo.background import render_background
 from atom_deploy.demo.captions import KIND_WORDS, MAX_CANONICAL_WORDS
 from atom_deploy.demo.dataset import make_text_examples
 from atom_deploy.demo.motion import MOVE_DISTANCE, frame_times
-from atom_deploy.demo.task_formats import ANSWER_CUE, CLIPS_HEADER, SCRIPT_CUE, SUMMARY_CUE
+from atom_runner.task_formats import ANSWER_CUE, CLIPS_HEADER, SCRIPT_CUE, SUMMARY_CUE
 from atom_deploy.demo.tasks import assembly_target, number_word
 from atom_runner.errors import AtomError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from atom_deploy.cli import main as cli_main
-from atom_deploy.demo.task_formats import NO_MATCHING_CLIPS, assembly_input
+from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input
 from atom_deploy.pipelines.assemble import DECODER, SIMILARITY, assemble, distinct_hits
 from atom_deploy.pipelines.qa import ask, summarize
 from atom_deploy.pipelines.search import Hit, search

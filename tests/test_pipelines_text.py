@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from atom_deploy.demo.task_formats import NO_MATCHING_CLIPS, assembly_input, qa_input, summary_input
+from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input, qa_input, summary_input
 from atom_deploy.pipelines.captioning import clean_caption
 from atom_deploy.pipelines.qa import CaptionOptions, ask, summarize
 from atom_deploy.pipelines.script import fitted_prompt, ranked, script_entries, spread

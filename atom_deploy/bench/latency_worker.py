@@ -40,7 +40,7 @@ def load_modules(folder: Path, backend: str):
     if backend == "eager":
         from atom_deploy.export.modules import build_exportable
         from atom_deploy.model_source import resolve_model
-        from atom_deploy.parity.eager import EagerModule
+        from atom_deploy.export.eager import EagerModule
 
         info = manifest.data[Key.MODEL]
         start = time.perf_counter()

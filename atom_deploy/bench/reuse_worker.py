@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atom_deploy.demo.task_formats import assembly_input
+from atom_runner.task_formats import assembly_input
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
 from atom_runner.manifest import load_manifest
 from atom_runner.runtimes import import_runtime, load_module

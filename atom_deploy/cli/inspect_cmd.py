@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from atom_deploy.cli.table import print_table
+from atom_deploy.table import print_table
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Key
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from atom_deploy.bench.bandwidth import measure_bandwidth
-from atom_deploy.cli.table import print_table
+from atom_deploy.table import print_table
 from atom_runner.errors import AtomError
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from atom_deploy.cli.table import print_table
+from atom_deploy.table import print_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

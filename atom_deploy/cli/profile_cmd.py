@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from atom_deploy.cli.table import print_table
+from atom_deploy.table import print_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,6 @@ caption (the training target), varied reference captions, and text-only task exa
     render.py         render_clip / render_frame
     captions.py       canonical_caption / captions
     caption_parse.py  captions back to facts
-    task_formats.py   the text-task input/target formats (used verbatim at inference)
     tasks.py          text-task examples and their targets
     dataset.py        make_split, make_text_examples
     video_file.py     write_video: scenes back to back as an mp4
@@ -23,9 +22,9 @@ from atom_deploy.demo.dataset import Sample, make_split, make_text_examples, sam
 from atom_deploy.demo.motion import frame_times, object_state
 from atom_deploy.demo.render import render_clip, render_frame
 from atom_deploy.demo.scene import Background, Scene, SceneObject, sample_scene
-from atom_deploy.demo.task_formats import assembly_input, parse_script, qa_input, summary_input
 from atom_deploy.demo.tasks import TextExample, assembly_example, qa_example, summary_example
 from atom_deploy.demo.video_file import write_video
+from atom_runner.task_formats import assembly_input, parse_script, qa_input, summary_input
 
 __all__ = [
     "Background", "ParsedCaption", "Sample", "Scene", "SceneObject", "TextExample",

@@ -4,7 +4,8 @@ Targets follow fixed rules over the facts parse_caption reads, so the decoder ca
 them and a test can check them: an assembly request keeps the clips whose objects match
 every colour, kind and motion it names ("start with ..." keeps all, matches first;
 "last clip first" reverses); a summary counts clips and lists the distinct objects; a
-question is answered from the captions alone. Formats live in task_formats.py.
+question is answered from the captions alone. Formats live in atom_runner/task_formats.py,
+the runners' task contract.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from atom_deploy.demo.caption_parse import MentionedObject, match_phrase, parse_caption, phrase_table, words_of
 from atom_deploy.demo.captions import KIND_WORDS, MOTION_WORDS, with_article
-from atom_deploy.demo.task_formats import assembly_input, format_script, qa_input, summary_input
+from atom_runner.task_formats import assembly_input, format_script, qa_input, summary_input
 from atom_deploy.demo.vocab import KINDS, MOTIONS, OBJECT_COLOURS
 
 # How a request names a motion; the first entry is what sampled requests say.

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from atom_deploy.cli.table import format_table
+from atom_deploy.table import format_table
 from atom_deploy.eval.bounds import BACKEND_PAIR
 from atom_deploy.eval.caption_metrics import clean
 from atom_deploy.eval.run import EvalReport

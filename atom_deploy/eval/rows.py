@@ -1,7 +1,7 @@
 """One Session per table row, every row behind the same runner and the same decode loop.
 
 The "eager fp32" row is a real Session whose three modules are swapped for eager PyTorch
-(`parity.eager.EagerModule`) rebuilt from the manifest's model spec: tokenizers, decode
+(`export.eager.EagerModule`) rebuilt from the manifest's model spec: tokenizers, decode
 settings, prefill, greedy and beam search are the runner's own, so a difference between
 rows can only come from the modules.
 """
@@ -69,7 +69,7 @@ def eager_session(folder: Path):
     """A Session over `folder`'s tokenizers and decode settings, running eager fp32 modules."""
     from atom_deploy.export.modules import build_exportable
     from atom_deploy.model_source import resolve_model
-    from atom_deploy.parity.eager import EagerModule
+    from atom_deploy.export.eager import EagerModule
     from atom_runner.session import Session
 
     session = Session(folder, overlap="off")

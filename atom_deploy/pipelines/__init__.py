@@ -6,11 +6,11 @@
     index_db.py     the SQLite index: schema, transactions, parameterized queries
     indexing.py     index_videos: segment -> caption -> embed -> store, incremental, resumable
     search.py       search: prompt -> MiniLM -> cosine top-k over one embedding matrix
-    script.py       text-only decoder calls with demo.task_formats prompts; script parsing
+    script.py       text-only decoder calls with atom_runner.task_formats prompts; script parsing
     stitch.py       clip ranges -> one H.264 mp4 (PyAV), normalised size and frame rate
     assemble.py     assemble: index -> top-k -> script -> reel.mp4 + reel.json
     qa.py           summarize / ask over a video's captions
 
-Depends only on atom_runner, atom_deploy.video and atom_deploy.demo's task formats:
+Depends only on atom_runner, atom_deploy.video and atom_runner's task formats:
 no torch, no exporter.
 """

@@ -1,6 +1,6 @@
 """Text-only decoder calls over clip captions: prompts fitted to the context, scripts parsed.
 
-Prompts are built only with atom_deploy.demo.task_formats, the formats the demo model is
+Prompts are built only with atom_runner.task_formats, the formats the demo model is
 trained on; any other wording would be out of distribution for it.
 
 Fitting: the decoder's context (prefix-free here) must hold BOS, the prompt and the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from atom_deploy.demo.task_formats import SCRIPT_SEPARATOR, assembly_input, parse_script, qa_input, summary_input
+from atom_runner.task_formats import SCRIPT_SEPARATOR, assembly_input, parse_script, qa_input, summary_input
 from atom_deploy.pipelines.captioning import clean_caption
 from atom_runner.session import Session
 

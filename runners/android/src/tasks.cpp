@@ -160,7 +160,7 @@ std::vector<std::pair<size_t, double>> rank_captions(Runner& r, const std::vecto
 }
 
 std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request) {
-  // The kit's assembly format (atom_deploy/demo/task_formats.py), the one the decoder is
+  // The kit's assembly format (runners/python/atom_runner/task_formats.py), the one the decoder is
   // trained on: the top captions as a 0-based list in rank order, then the request and
   // the cue. A script's "clip <i>" then names the i-th ranked clip.
   std::string out = "clips:";
