@@ -29,10 +29,12 @@ def emit(args: argparse.Namespace, payload: dict, text: str) -> None:
 
 
 def show_warnings_as_notes() -> None:
-    """Runner warnings (e.g. a truncated prompt) become one `note:` line on stderr."""
-    warnings.resetwarnings()
-    warnings.simplefilter("ignore")
+    """Runner warnings (e.g. a truncated prompt) become one `note:` line on stderr; the
+    others are shown only with --verbose."""
+    from atom_runner.runtimes.quiet import verbose
     from atom_runner.session import PromptTruncatedWarning
 
+    warnings.resetwarnings()
+    warnings.simplefilter("default" if verbose() else "ignore")
     warnings.simplefilter("always", PromptTruncatedWarning)
     warnings.showwarning = lambda message, *rest: print(f"note: {message}", file=sys.stderr)

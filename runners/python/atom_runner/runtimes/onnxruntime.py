@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from atom_runner.errors import AtomError
+from atom_runner.runtimes.quiet import verbose
+
+# ONNX Runtime's own log lines: its error lines repeat, in red, what the exception says;
+# the exception becomes the one-line error. --verbose shows warnings and errors.
+LOG_FATAL_ONLY, LOG_WARNINGS = 4, 2
 
 
 class OnnxModule:
@@ -15,7 +20,7 @@ class OnnxModule:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options.log_severity_level = LOG_WARNINGS if verbose() else LOG_FATAL_ONLY
         self._sessions = {}
         self._input_names = {}
         for entry, path in entry_files.items():

@@ -1,10 +1,25 @@
-"""Runtime start-up chatter kept off the user's terminal."""
+"""Runtime start-up chatter kept off the user's terminal, unless the user asks for it.
+
+The one switch is the ATOM_VERBOSE environment variable (`atom-deploy --verbose` sets it):
+an environment variable, so the encoder worker process and any other child follow it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+
+VERBOSE_ENV = "ATOM_VERBOSE"
+
+
+def verbose() -> bool:
+    """Whether runtime and toolchain logs should reach the terminal."""
+    return bool(os.environ.get(VERBOSE_ENV))
+
+
+def set_verbose() -> None:
+    os.environ[VERBOSE_ENV] = "1"
 
 
 @contextlib.contextmanager
@@ -16,7 +31,7 @@ def native_stderr_quieted():
     kit promises. A failure still raises and is reported after the descriptor is back.
     ATOM_VERBOSE=1 keeps them.
     """
-    if os.environ.get("ATOM_VERBOSE"):
+    if verbose():
         yield
         return
     sys.stderr.flush()
