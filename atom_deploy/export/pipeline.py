@@ -1,8 +1,9 @@
 """`atom-deploy export`: every module, for every backend, into one atomically written folder.
 
-OUT/<backend>/{video_encoder,decoder,minilm}.<ext> + tokenizers + manifest.json. Each
-backend folder is written to a temporary sibling and renamed into place at the end, so a
-failed or interrupted export never leaves a folder that looks complete.
+OUT/<backend>/{video_encoder,decoder,minilm}.<ext> + tokenizers + manifest.json. Every
+backend is built into one staging folder beside OUT, which replaces OUT in one step at
+the end (export/swap.py): a failed or interrupted export leaves OUT as it was, and
+`--backend all` never leaves a new ExecuTorch set beside an old ONNX one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from atom_deploy.backends import get_backend
 from atom_deploy.export.manifest_writer import ModuleRecord, write_manifest
 from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import QuantRecipe
+from atom_deploy.export.swap import carry_over, remove_stale, staging_folder, swap_into_place
 from atom_deploy.model_source import ModelSource, resolve_model
 from atom_deploy.text.tokenizers import copy_tokenizer, train_decoder_tokenizer
 from atom_deploy.weights.minilm import minilm_folder
@@ -49,24 +51,26 @@ def run_export(request: ExportRequest, progress: Callable[[str], None] = print) 
     quant = QuantRecipe.of(request.quant)  # validates the mode and group size up front
     backends = [get_backend(name) for name in request.backends]  # validates names up front
     source = resolve_model(request.model, request.decode_steps, request.seed)
-    targets = {backend.name: request.out / backend.name for backend in backends}
-    for target in targets.values():
-        _check_destination(target, request.force)
+    _check_destination(request.out, [backend.name for backend in backends], request.force)
+    remove_stale(request.out)
+    staging = staging_folder(request.out)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     reports: list[ExportReport] = []
-    for backend in backends:
-        staging = request.out / f".{backend.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
+    try:
+        for backend in backends:
+            folder = staging / backend.name
+            folder.mkdir()
             records = [
-                _export_module(name, backend, source, quant, staging, progress, reports)
+                _export_module(name, backend, source, quant, folder, progress, reports)
                 for name in request.modules
             ]
-            tokenizers = _write_tokenizers(source, staging)
-            write_manifest(staging, backend, source, quant, records, tokenizers)
-            _move_into_place(staging, targets[backend.name])
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            tokenizers = _write_tokenizers(source, folder)
+            write_manifest(folder, backend, source, quant, records, tokenizers)
+        carry_over(request.out, staging)
+        swap_into_place(staging, request.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return reports
 
 
@@ -107,21 +111,19 @@ def _write_tokenizers(source: ModelSource, folder: Path) -> dict[str, Path]:
     return {TokenizerName.DECODER: decoder_path, TokenizerName.MINILM: minilm_path}
 
 
-def _check_destination(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise AtomError(f"output folder {out} already exists; pass --force to replace it")
-    parent = out.parent
+def _check_destination(out: Path, backends: list[str], force: bool) -> None:
+    for name in backends:
+        if (out / name).exists() and not force:
+            raise AtomError(f"output folder {out / name} already exists; pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise AtomError(f"output folder {out} is a file")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        # OUT is replaced as a whole: the shell would be left in the removed old folder.
+        raise AtomError(f"output folder {out} holds the current folder; give the export a folder of its own")
+    parent = out.parent  # the staging folder is made beside OUT, on the same filesystem
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AtomError(f"cannot create output folder {parent}: {exc.strerror}") from None
     if not os.access(parent, os.W_OK):
         raise AtomError(f"output folder {parent} is not writable")
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
