@@ -54,3 +54,6 @@ def test_executorch_decoder_writes_its_cache_in_place(tiny_exports):
     assert ops["aten::index_put_"] == 2 * 2 * layers
     # an out-of-place index_put or a copy would rewrite the whole cache every step
     assert not [name for name in ops if name.startswith(("aten::index_put.", "aten::copy_", "aten::index_copy"))]
+    # the attention reads the cache rows as they lie: broadcasting them to the query heads
+    # (matmul's expand) copied the whole cache every step, per layer
+    assert not [name for name in ops if name.startswith("aten::expand_copy")]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from atom_deploy.export.contract import DynamicDim, EntryPoint, ExportableModule, OutputSpec, TensorSpec
 from atom_deploy.model import AtomModel
 from atom_deploy.models import Decoder
-from atom_deploy.models.kv_cache import InPlaceCache, copy_rows
+from atom_deploy.models.kv_cache import InPlaceCache, buffer_shape, copy_rows
 from atom_runner.errors import AtomError
 from atom_runner.schema import Entry, Key, KVStyle, Module
 from atom_runner.schema import Tensor as T
@@ -64,25 +64,26 @@ class TokenEmbedding(nn.Module):
 
 
 class InPlaceTextDecoder(nn.Module):
-    """KV cache in per-layer mutable buffers [max_batch * S_max, Hkv, Dh], written in place (ExecuTorch)."""
+    """KV cache in per-layer mutable buffers [max_batch * Hkv * S_max, Dh], written in place (ExecuTorch)."""
 
     def __init__(self, decoder: Decoder):
         super().__init__()
         self.decoder = decoder
         c = decoder.config
-        shape = (c.max_batch * c.max_context, c.kv_heads, c.head_dim)
+        shape = buffer_shape(c.max_batch, c.kv_heads, c.max_context, c.head_dim)
         for i in range(c.layers):
             self.register_buffer(f"k_cache_{i}", torch.zeros(shape), persistent=False)
             self.register_buffer(f"v_cache_{i}", torch.zeros(shape), persistent=False)
 
     def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor, reorder_pos: Tensor) -> Tensor:
+        c = self.decoder.config
         rows = torch.arange(embeds.shape[0])
         caches = []
-        for i in range(self.decoder.config.layers):
+        for i in range(c.layers):
             k, v = getattr(self, f"k_cache_{i}"), getattr(self, f"v_cache_{i}")
-            copy_rows(k, rows, cache_index, reorder_pos, self.decoder.config.max_context)
-            copy_rows(v, rows, cache_index, reorder_pos, self.decoder.config.max_context)
-            caches.append(InPlaceCache(k, v, rows, self.decoder.config.max_context))
+            copy_rows(k, rows, cache_index, reorder_pos, c.kv_heads, c.max_context)
+            copy_rows(v, rows, cache_index, reorder_pos, c.kv_heads, c.max_context)
+            caches.append(InPlaceCache(k, v, rows, c.max_context))
         return self.decoder(embeds, input_pos, caches)
 
 

@@ -55,19 +55,23 @@ class Attention(nn.Module):
 
 
 def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-    """Grouped-query attention without repeating the cache.
+    """Grouped-query attention that reads the cache as it lies in memory.
 
-    q [B, H, S, Dh] with H = Hkv * rep is regrouped as [B, Hkv, rep * S, Dh], so each KV
-    head serves its rep query heads in one matmul: the keys and values [B, Hkv, T, Dh]
-    are read as they are, never expanded to H heads. -> [B, Hkv, rep, S, Dh]
+    q [B, H, S, Dh] with H = Hkv * rep is regrouped as [B * Hkv, rep * S, Dh], so each KV
+    head serves its rep query heads in one batched matmul, and keys/values [B, Hkv, T, Dh]
+    are only reshaped, never expanded to H heads or transposed: the scores are computed as
+    keys @ q^T and the small [T, rep * S] result is transposed instead. A cache-sized copy
+    per layer is what made a beam step's attention cost more than its weights.
+    -> [B, Hkv, rep, S, Dh]
     """
     B, H, S, Dh = q.shape
-    kv_heads = keys.shape[1]
+    kv_heads, T = keys.shape[1], keys.shape[2]
     rep = H // kv_heads
-    grouped = q.unflatten(1, (kv_heads, rep)).flatten(2, 3)  # [B, Hkv, rep * S, Dh]
-    scores = (grouped @ keys.transpose(-2, -1)) * (Dh**-0.5)
-    scores = scores.unflatten(2, (rep, S)).masked_fill(~mask, float("-inf"))
-    return (scores.softmax(dim=-1).flatten(2, 3) @ values).unflatten(2, (rep, S))
+    grouped = q.reshape(B * kv_heads, rep * S, Dh)
+    scores = torch.bmm(keys.reshape(B * kv_heads, T, Dh), grouped.transpose(1, 2)).transpose(1, 2) * (Dh**-0.5)
+    scores = scores.masked_fill(~mask.repeat(rep, 1), float("-inf"))  # mask [S, T] per query head
+    out = torch.bmm(scores.softmax(dim=-1), values.reshape(B * kv_heads, T, Dh))
+    return out.view(B, kv_heads, rep, S, Dh)
 
 
 class FeedForward(nn.Module):

@@ -14,6 +14,7 @@ homes, one arithmetic:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -37,40 +38,49 @@ class ExplicitCache:
 class InPlaceCache:
     """Rows 0..B-1 of two buffers written in place.
 
-    Each buffer is [max_batch * S_max, Hkv, Dh]: row r's position p is slot r * S_max + p.
-    ExecuTorch's in-place index_put takes exactly one 1-D index, and with slots flattened
-    one index can name any rows at any positions.
+    Each buffer is [max_batch * Hkv * S_max, Dh], laid out as [max_batch, Hkv, S_max, Dh]:
+    row r's head h at position p is slot (r * Hkv + h) * S_max + p. ExecuTorch's in-place
+    index_put takes exactly one 1-D index, and with slots flattened one index can name any
+    rows at any positions. Head-major slots let the attention read the first B rows as
+    they lie in memory, [B, Hkv, S_max, Dh], with no transpose of the cache.
     """
 
     def __init__(self, k_buffer: Tensor, v_buffer: Tensor, rows: Tensor, max_context: int):
         self.k_buffer, self.v_buffer, self.rows, self.max_context = k_buffer, v_buffer, rows, max_context
 
     def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        slots = slot_index(self.rows, input_pos, self.max_context)
+        kv_heads = k.shape[1]
+        slots = slot_index(self.rows, input_pos, kv_heads, self.max_context)
         write_slots(self.k_buffer, slots, k)
         write_slots(self.v_buffer, slots, v)
         B = k.shape[0]
-        return rows_view(self.k_buffer, B, self.max_context), rows_view(self.v_buffer, B, self.max_context)
+        return (rows_view(self.k_buffer, B, kv_heads, self.max_context),
+                rows_view(self.v_buffer, B, kv_heads, self.max_context))
 
 
-def slot_index(rows: Tensor, positions: Tensor, max_context: int) -> Tensor:
-    # [B] rows x [S] positions -> [B * S] flat slots, row-major
-    return (rows[:, None] * max_context + positions[None, :]).reshape(-1)
+def buffer_shape(max_batch: int, kv_heads: int, max_context: int, head_dim: int) -> tuple[int, int]:
+    return (max_batch * kv_heads * max_context, head_dim)
+
+
+def slot_index(rows: Tensor, positions: Tensor, kv_heads: int, max_context: int) -> Tensor:
+    # [B] rows x Hkv heads x [S] positions -> [B * Hkv * S] flat slots, row-major
+    heads = torch.arange(kv_heads)
+    row_heads = rows[:, None] * kv_heads + heads[None, :]  # [B, Hkv]
+    return (row_heads[:, :, None] * max_context + positions[None, None, :]).reshape(-1)
 
 
 def write_slots(buffer: Tensor, slots: Tensor, values: Tensor) -> None:
-    # values [B, Hkv, S, Dh] into the slots of rows x positions (as slot_index orders them)
-    B, H, S, Dh = values.shape
-    buffer.index_put_((slots,), values.transpose(1, 2).reshape(B * S, H, Dh))
+    # values [B, Hkv, S, Dh] into the slots of rows x heads x positions (as slot_index orders them)
+    buffer.index_put_((slots,), values.reshape(-1, values.shape[-1]))
 
 
-def rows_view(buffer: Tensor, rows: int, max_context: int) -> Tensor:
-    # the first `rows` rows as [rows, Hkv, S_max, Dh]
-    return buffer[: rows * max_context].unflatten(0, (rows, max_context)).transpose(1, 2)
+def rows_view(buffer: Tensor, rows: int, kv_heads: int, max_context: int) -> Tensor:
+    # the first `rows` rows as [rows, Hkv, S_max, Dh]: a slice of the buffer, no transpose
+    return buffer[: rows * kv_heads * max_context].view(rows, kv_heads, max_context, buffer.shape[-1])
 
 
-def copy_rows(buffer: Tensor, rows: Tensor, parents: Tensor, positions: Tensor, max_context: int) -> None:
+def copy_rows(buffer: Tensor, rows: Tensor, parents: Tensor, positions: Tensor, kv_heads: int, max_context: int) -> None:
     """Row rows[b] takes row parents[b]'s keys at `positions`: a beam reorder that moves
     only the positions where the rows can differ."""
-    moved = buffer.index_select(0, slot_index(parents, positions, max_context))
-    buffer.index_put_((slot_index(rows, positions, max_context),), moved)
+    moved = buffer.index_select(0, slot_index(parents, positions, kv_heads, max_context))
+    buffer.index_put_((slot_index(rows, positions, kv_heads, max_context),), moved)
