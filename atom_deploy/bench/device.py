@@ -19,6 +19,7 @@ import numpy as np
 
 from atom_deploy.bench.reuse import PROMPT, VARIANTS, make_clips, summarize, write_outputs
 from atom_runner.errors import AtomError
+from atom_runner.manifest import load_manifest
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def run_device_bench(request: DeviceBenchRequest, progress: Callable[[str], None
                                    "--prompt", PROMPT, "--beam", str(request.beam), *on_device])
             runs.append(_last_json(out, variant))
     summary = summarize(runs)
-    manifest = json.loads((artifacts / "manifest.json").read_text())
+    manifest = load_manifest(artifacts).data
     summary["config"] = {
         "bundle": str(request.bundle), "device": adb.serial, "backend": "executorch (C++ runner on the device)",
         "clips": request.clips, "repeat": request.repeat, "beam": request.beam, "overlap": "thread",

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from atom_runner.errors import AtomError
-from atom_runner.manifest import load_manifest
-from atom_runner.schema import MANIFEST_FILE, Key
+from atom_runner.manifest import load_manifest, open_artifacts
+from atom_runner.schema import Key
 
 VARIANTS = ("no_reuse", "atom")
 PROMPT = "make a highlight reel of the moving shapes"
@@ -50,15 +50,6 @@ class BenchRequest:
     overlap: str = "auto"
 
 
-def backend_folder(artifacts: Path, backend: str) -> Path:
-    if (artifacts / backend / MANIFEST_FILE).is_file():
-        return artifacts / backend
-    manifest = load_manifest(artifacts)
-    if manifest.backend != backend:
-        raise AtomError(f"{artifacts} holds {manifest.backend} artifacts, not {backend}")
-    return artifacts
-
-
 def make_clips(folder: Path, count: int, seed: int = 0) -> np.ndarray:
     """[count, 1, 3, T, H, W] float32: demo-world scenes, CLIP-normalized like the runner's input."""
     from atom_deploy.demo import render_clip, sample_scene
@@ -77,7 +68,7 @@ def make_clips(folder: Path, count: int, seed: int = 0) -> np.ndarray:
 
 
 def run_bench(request: BenchRequest, progress: Callable[[str], None] = print) -> dict:
-    folder = backend_folder(request.artifacts, request.backend)
+    folder = open_artifacts(request.artifacts, request.backend).root
     request.out.mkdir(parents=True, exist_ok=True)
     clips_path = request.out / "clips.npy"
     np.save(clips_path, make_clips(folder, request.clips))

@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "bench":
         import numpy as np
+        from atom_runner.manifest import load_manifest
+        from atom_runner.schema import Key
 
-        shape = json.loads((args.bundle / "artifacts" / "manifest.json").read_text())["clip"]["shape"]
+        shape = load_manifest(args.bundle / "artifacts").data[Key.CLIP][Key.SHAPE]
         rng = np.random.default_rng(0)
         with tempfile.TemporaryDirectory() as tmp:
             local = []

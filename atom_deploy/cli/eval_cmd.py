@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from atom_runner.errors import AtomError
-from atom_runner.schema import MANIFEST_FILE, Key
+from atom_runner.schema import Key
 
 DEFAULT_CLIPS = 100
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from atom_deploy.eval.ablations import run_ablations
     from atom_deploy.eval.data import load_for_shape
     from atom_deploy.eval.report import console, write_outputs
-    from atom_deploy.eval.rows import plan_rows
+    from atom_deploy.eval.rows import first_export, plan_rows
     from atom_deploy.eval.run import EvalReport, evaluate_rows, sample_captions
     from atom_deploy.eval.stsb import read_stsb
     from atom_deploy.eval.variants import build_variants, parse_variant_args
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     rows, skipped = plan_rows(args.rows, args.artifacts, args.fp32_artifacts, args.da4w_artifacts)
     for message in skipped:
         _log(message)
-    manifest = _first_manifest(args.artifacts, args.fp32_artifacts)
+    manifest = first_export(args.artifacts, args.fp32_artifacts)
     clip_shape = tuple(manifest.data[Key.CLIP][Key.SHAPE])
     model = manifest.data[Key.MODEL]
     eval_set = load_for_shape(args.clips, args.seed, clip_shape)
@@ -108,11 +108,3 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _first_manifest(*roots):
-    from atom_runner.manifest import load_manifest
-
-    for root in roots:
-        for backend in ("executorch", "onnx"):
-            if root is not None and (root / backend / MANIFEST_FILE).is_file():
-                return load_manifest(root / backend)
-    raise AtomError(f"{roots[0]}: no executorch/ or onnx/ export here")

@@ -11,17 +11,15 @@ from pathlib import Path
 
 def add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="export folder (OUT or OUT/<backend>)")
-    p.add_argument("--backend", default=None, help="executorch or onnx (default: the folder's, else executorch)")
+    p.add_argument("--backend", default=None, help="executorch or onnx (default: the folder's; in an export root, executorch if exported)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def open_session(args: argparse.Namespace, overlap: str = "off"):
     from atom_runner.session import Session
 
-    backend = args.backend
-    if backend is None and not (args.artifacts / "manifest.json").is_file():
-        backend = "executorch"
-    return Session(args.artifacts, backend=backend, overlap=overlap)
+    # where the artifacts are: atom_runner.manifest.artifact_folders, the one rule
+    return Session(args.artifacts, backend=args.backend, overlap=overlap)
 
 
 def emit(args: argparse.Namespace, payload: dict, text: str) -> None:

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from atom_deploy.device.adb import DeviceError
-from atom_runner.manifest import sha256_file
+from atom_runner.manifest import open_artifacts, sha256_file
 
 DEVICE_DIR = "/data/local/tmp/atom"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
@@ -58,11 +58,8 @@ def runner_build(binary: Path) -> dict | None:
 
 
 def make_bundle(artifacts: Path, out: Path, binary: Path | None = None) -> dict:
-    artifacts = Path(artifacts)
-    if not (artifacts / "manifest.json").is_file():
-        raise DeviceError(f"{artifacts} has no manifest.json (pass the executorch artifact folder)")
-    if json.loads((artifacts / "manifest.json").read_text())["backend"] != "executorch":
-        raise DeviceError(f"{artifacts} is not an executorch export")
+    # an export root or its executorch/ folder, verified before anything is copied
+    artifacts = open_artifacts(artifacts, "executorch").root
     if not (SYSROOT / "lib" / LOADER).is_file():
         raise DeviceError(f"{SYSROOT}/lib/{LOADER} missing: apt-get install g++-aarch64-linux-gnu")
     binary = Path(binary) if binary else build_aarch64()

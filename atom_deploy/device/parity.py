@@ -18,6 +18,8 @@ from atom_deploy.device.adb import Adb, DeviceError
 from atom_deploy.device.bundle import BUNDLE_MANIFEST
 from atom_deploy.device.parity_report import Thresholds, as_dict, compare_tokens, cosines, verdict
 from atom_deploy.device.remote import push_bundle, push_files, run_runner
+from atom_runner.manifest import load_manifest
+from atom_runner.schema import Key
 
 SEED = 0
 TEXTS = ("a red car", "a large green cross spins on a striped purple background", "Café naïve résumé",
@@ -92,7 +94,7 @@ def device_parity(serial: str | None, bundle: Path, n_clips: int, beams: tuple[i
         raise DeviceError(f"--beams takes {', '.join(map(str, BEAMS))}; got {', '.join(map(str, beams))}")
     record = json.loads(record_path.read_text())
     artifacts = bundle / "artifacts"
-    shape = tuple(json.loads((artifacts / "manifest.json").read_text())["clip"]["shape"])
+    shape = tuple(load_manifest(artifacts).data[Key.CLIP][Key.SHAPE])
     clips = reference_clips(shape, n_clips)
     adb = Adb(serial)
     dev = device_run(adb, bundle, clips, beams, cpu_disable)

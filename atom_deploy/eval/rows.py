@@ -62,7 +62,22 @@ def open_row(row: RowSpec, artifacts: Path, fp32_artifacts: Path | None = None):
     if row.backend != "eager":
         # Inline encoder: rows are timed on the same footing, no process worker start-up.
         return Session(row.folder, overlap="off")
-    return eager_session(_any_manifest_folder(artifacts, fp32_artifacts))
+    # any export of the same model will do: only its spec, tokenizers and decode settings are used
+    return eager_session(first_export(artifacts, fp32_artifacts).root)
+
+
+def first_export(*roots: Path | None):
+    """The manifest of the first of `roots` that holds an export (atom_runner's one rule)."""
+    from atom_runner.manifest import artifact_folders, load_manifest
+
+    for root in roots:
+        if root is None:
+            continue
+        try:
+            return load_manifest(artifact_folders(root)[0])
+        except AtomError:
+            continue
+    raise AtomError(f"no export in {' or '.join(str(r) for r in roots if r is not None)}")
 
 
 def eager_session(folder: Path):
@@ -81,17 +96,6 @@ def eager_session(folder: Path):
         eager[Module.VIDEO_ENCODER], eager[Module.DECODER], eager[Module.MINILM], KVStyle.EXPLICIT_IO, backend="eager"
     )
     return session
-
-
-def _any_manifest_folder(*roots: Path | None) -> Path:
-    # Any export of the same model will do: only its spec, tokenizers and decode settings are used.
-    for root in roots:
-        if root is None:
-            continue
-        for backend in ("onnx", "executorch"):
-            if (root / backend / MANIFEST_FILE).is_file():
-                return root / backend
-    raise AtomError("eager fp32 row: no manifest found to rebuild the model from")
 
 
 def _quant_mode(folder: Path) -> str:

@@ -23,10 +23,9 @@ from atom_deploy.model_source import resolve_model
 from atom_deploy.export.eager import EagerModule
 from atom_deploy.parity.metrics import TokenAgreement, cosine, relative_max_abs
 from atom_runner.decoding import DecoderStepper, greedy, prefill
-from atom_runner.errors import AtomError
-from atom_runner.manifest import Manifest, load_manifest
+from atom_runner.manifest import Manifest, artifact_folders, load_manifest
 from atom_runner.runtimes import LoadedModule, load_module
-from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, KVStyle, Module, TokenizerName
+from atom_runner.schema import TOKENIZER_FILES, Entry, Key, KVStyle, Module, TokenizerName
 
 # Suggested thresholds from the export issue; each row records the one it used.
 FP32_REL_MAX_ABS = 1e-4
@@ -73,17 +72,8 @@ class Outputs:
     forced: list[int]  # argmax at each step when fed the eager-fp32 greedy tokens
 
 
-def backend_folders(folder: Path) -> list[Path]:
-    if (folder / MANIFEST_FILE).is_file():
-        return [folder]
-    found = sorted(p.parent for p in folder.glob(f"*/{MANIFEST_FILE}"))
-    if not found:
-        raise AtomError(f"{folder}: no {MANIFEST_FILE} here or in its subfolders")
-    return found
-
-
 def run_parity(folder: Path) -> list[ParityRow]:
-    manifests = [load_manifest(f) for f in backend_folders(folder)]
+    manifests = [load_manifest(f) for f in artifact_folders(folder)]
     first = manifests[0].data[Key.MODEL]
     source = resolve_model(first[Key.MODEL_SPEC], manifests[0].decode[Key.DECODE_STEPS], first[Key.SEED])
     inputs = _inputs(manifests[0], source.config)

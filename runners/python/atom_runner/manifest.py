@@ -16,7 +16,7 @@ from typing import Any
 
 from atom_runner.errors import AtomError
 from atom_runner.manifest_check import check_limits, check_manifest
-from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, Limit
+from atom_runner.schema import BACKENDS, FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, Limit
 
 
 def sha256_file(path: Path) -> str:
@@ -110,3 +110,34 @@ def load_manifest(folder: Path | str) -> Manifest:
         )
     check_manifest(data, str(path))
     return Manifest(root, data)
+
+
+def artifact_folders(path: Path | str) -> list[Path]:
+    """Every backend folder PATH names, in BACKENDS order (ExecuTorch first: the kit's main path).
+
+    The one rule for where artifacts are: PATH is either a backend folder (it holds
+    manifest.json) or an export root (`atom-deploy export --out PATH` writes
+    PATH/<backend>/manifest.json for each backend).
+    """
+    root = Path(path)
+    if (root / MANIFEST_FILE).is_file():
+        return [root]
+    found = [root / backend for backend in BACKENDS if (root / backend / MANIFEST_FILE).is_file()]
+    if not found:
+        raise AtomError(f"{root}: no {MANIFEST_FILE} here nor in {' or '.join(b + '/' for b in BACKENDS)}")
+    return found
+
+
+def open_artifacts(path: Path | str, backend: str | None = None) -> Manifest:
+    """The manifest PATH names (see `artifact_folders`): PATH/<backend> when a backend is
+    asked for and exported there, else the first backend folder, checked to be `backend`."""
+    root = Path(path)
+    if backend is not None and backend not in BACKENDS:
+        raise AtomError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    folders = artifact_folders(root)
+    if backend is not None:
+        folders = [f for f in folders if f.name == backend] or folders[:1]
+    manifest = load_manifest(folders[0])
+    if backend is not None and manifest.backend != backend:
+        raise AtomError(f"{folders[0]} holds {manifest.backend} artifacts, not {backend}")
+    return manifest

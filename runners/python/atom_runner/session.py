@@ -27,9 +27,9 @@ import numpy as np
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
-from atom_runner.manifest import Manifest, load_manifest
+from atom_runner.manifest import open_artifacts
 from atom_runner.runtimes import LoadedModule, import_runtime, load_module, set_executorch_threads
-from atom_runner.schema import MANIFEST_FILE, Entry, Key, Module, TokenizerName
+from atom_runner.schema import Entry, Key, Module, TokenizerName
 from atom_runner.signature import check_links, check_modules
 from atom_runner.stats import Stats
 from atom_runner.text import DecoderTokenizer, MiniLMTokenizer, check_text
@@ -48,7 +48,7 @@ class Session:
     ):
         if overlap not in OVERLAP_MODES:
             raise AtomError(f"unknown overlap mode {overlap!r}; valid: {list(OVERLAP_MODES)}")
-        self.manifest = _find_manifest(Path(artifact_dir), backend)
+        self.manifest = open_artifacts(artifact_dir, backend)
         self.backend = self.manifest.backend
         self.stats = Stats(enabled=stats)
         decode = self.manifest.decode
@@ -234,15 +234,6 @@ class Session:
             return encoder
         module = self._load(Module.VIDEO_ENCODER, files, threads)
         return ThreadEncoder(module) if self.overlap == "thread" else InlineEncoder(module)
-
-
-def _find_manifest(folder: Path, backend: str | None) -> Manifest:
-    if backend and (folder / backend / MANIFEST_FILE).is_file():
-        folder = folder / backend
-    manifest = load_manifest(folder)
-    if backend and manifest.backend != backend:
-        raise AtomError(f"{folder} holds {manifest.backend} artifacts, not {backend}")
-    return manifest
 
 
 # ExecuTorch's encoder worker process costs seconds to start (Python, runtime import,
