@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from atom_deploy.config import DecoderConfig
@@ -40,23 +41,32 @@ def builtin_corpus() -> list[str]:
 
 
 def train_decoder_tokenizer(config: DecoderConfig, out: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     if config.bos_id > 2 or config.eos_id > 2 or config.pad_id > 2:
         raise AtomError("a trained kit tokenizer needs pad/bos/eos ids in 0..2; import the model's own tokenizer.json")
-    vocab = min(config.vocab_size, 8192)
+    return train_byte_bpe(builtin_corpus(), out, min(config.vocab_size, 8192), config.vocab_size)
+
+
+def train_byte_bpe(lines: Iterable[str], out: Path, vocab_size: int, decoder_ids: int) -> Path:
+    """The kit's one BPE trainer: byte-level like Llama 3's (any UTF-8 string encodes),
+    SPECIAL_TOKENS first (pad 0, bos 1, eos 2), deterministic for the same lines.
+
+    `decoder_ids` is the decoder's vocabulary: a tokenizer that needs more ids is an error
+    (the byte alphabet alone is 256, whatever `vocab_size` asks for).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
+        vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(builtin_corpus(), trainer=trainer)
-    if tokenizer.get_vocab_size() > config.vocab_size:
-        raise AtomError(f"tokenizer needs {tokenizer.get_vocab_size()} ids, decoder has {config.vocab_size}")
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    if tokenizer.get_vocab_size() > decoder_ids:
+        raise AtomError(f"tokenizer needs {tokenizer.get_vocab_size()} ids, decoder has {decoder_ids}")
     tokenizer.save(str(out))
     return out
 

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from atom_deploy.demo import make_split, make_text_examples
-from atom_deploy.text.tokenizers import SPECIAL_TOKENS
-from atom_runner.errors import AtomError
+from atom_deploy.text.tokenizers import train_byte_bpe
 
 # Enough clips and text examples that every word and phrasing of the world appears.
 CORPUS_CLIPS = 4000
@@ -30,19 +29,4 @@ def world_corpus(seed: int, clips_per_example: tuple[int, int]) -> Iterator[str]
 
 
 def train_world_tokenizer(out: Path, vocab_size: int, seed: int, clips_per_example: tuple[int, int]) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),  # pad 0, bos 1, eos 2: the demo preset's ids
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(world_corpus(seed, clips_per_example), trainer=trainer)
-    if tokenizer.get_vocab_size() > vocab_size:
-        raise AtomError(f"tokenizer needs {tokenizer.get_vocab_size()} ids, decoder has {vocab_size}")
-    tokenizer.save(str(out))
-    return out
+    return train_byte_bpe(world_corpus(seed, clips_per_example), out, vocab_size, vocab_size)
