@@ -68,7 +68,6 @@ class TrainConfig:
 
 
 def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None = None, progress: bool = True) -> dict:
-    from safetensors.torch import save_file
     from tqdm import tqdm
 
     config = model_config or demo_architecture()
@@ -153,7 +152,7 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
                             "object_motion_loss": round(smooth["object_motion"], 3), "seconds": round(time.perf_counter() - started, 1)})
         if step % train.save_every == 0 or step == train.steps:
             record = _record(train, config, step, started, smooth, history, stem_kind_accuracy)
-            _save(out, config, encoder, decoder, record, save_file)
+            _save(out, config, encoder, decoder, record)
     bar.close()
     return record
 
@@ -207,14 +206,12 @@ def _record(train: TrainConfig, config: ModelConfig, step: int, started: float, 
     }
 
 
-def _save(out: Path, config: ModelConfig, encoder: nn.Module, decoder: nn.Module, record: dict, save_file) -> None:
+def _save(out: Path, config: ModelConfig, encoder: nn.Module, decoder: nn.Module, record: dict) -> None:
     from atom_deploy.model_source import KIT_CONFIG, KIT_WEIGHTS
+    from atom_deploy.weights.kit import write_kit_weights
 
-    tensors = {f"video_encoder.{k}": v for k, v in encoder.state_dict().items()}
-    tensors.update({f"decoder.{k}": v for k, v in decoder.state_dict().items() if k != "lm_head.weight"})
     # float16 on disk halves the package (the 25 MB budget); export loads it into fp32.
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(out / (KIT_WEIGHTS + ".tmp")))
-    (out / (KIT_WEIGHTS + ".tmp")).replace(out / KIT_WEIGHTS)
+    write_kit_weights(out / KIT_WEIGHTS, {"video_encoder": encoder, "decoder": decoder},
+                      config.decoder.tie_embeddings, torch.float16)
     (out / KIT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

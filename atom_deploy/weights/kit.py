@@ -6,6 +6,7 @@ A folder without `minilm.*` tensors keeps the real all-MiniLM-L6-v2 weights.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -17,16 +18,28 @@ from atom_runner.errors import AtomError
 
 
 def save_kit_weights(model: AtomModel, path: Path, include_minilm: bool = False) -> None:
+    modules = {name: m for name, m in model.modules().items() if name != "minilm" or include_minilm}
+    write_kit_weights(path, modules, model.config.decoder.tie_embeddings)
+
+
+def write_kit_weights(path: Path, modules: Mapping[str, nn.Module], tie_embeddings: bool,
+                      dtype: torch.dtype | None = None) -> None:
+    """The one writer of the format: `{module}.{tensor}` keys, contiguous, optionally cast
+    (the demo model ships float16; loading casts back to the model's dtype).
+
+    Written to PATH.tmp and renamed, so a run cut off mid-write keeps the previous file.
+    """
     tensors: dict[str, torch.Tensor] = {}
-    for name, module in model.modules().items():
-        if name == "minilm" and not include_minilm:
-            continue
+    for name, module in modules.items():
         for key, value in module.state_dict().items():
-            tensors[f"{name}.{key}"] = value.detach().contiguous()
+            value = value.detach() if dtype is None else value.detach().to(dtype)
+            tensors[f"{name}.{key}"] = value.contiguous()
     # Tied weights are stored once; safetensors refuses shared storage.
-    if model.config.decoder.tie_embeddings:
+    if tie_embeddings:
         tensors.pop("decoder.lm_head.weight", None)
-    save_file(tensors, str(path))
+    partial = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(partial))
+    partial.replace(path)
 
 
 def load_kit_weights(path: Path, model: AtomModel) -> None:
