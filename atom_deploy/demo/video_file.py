@@ -10,28 +10,17 @@ frames. H.264 (libx264) when this PyAV build has it, otherwise MPEG-4 Part 2.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from atom_deploy.demo.captions import canonical_caption
 from atom_deploy.demo.render import render_frame
 from atom_deploy.demo.scene import Scene
+from atom_deploy.video.mp4 import H264, MPEG4, check_frame_size, first_encoder, mp4_writer
 from atom_runner.errors import AtomError
 
-PREFERRED_CODECS = ("libx264", "mpeg4")
-
-
-def available_codec() -> str:
-    for name in PREFERRED_CODECS:
-        try:
-            av.codec.Codec(name, "w")
-        except Exception:  # PyAV raises its own error types per version; absence is all we need
-            continue
-        return name
-    raise AtomError(f"this PyAV build has none of the encoders {list(PREFERRED_CODECS)}")
+PREFERRED_CODECS = (H264, MPEG4)
 
 
 def write_video(
@@ -46,32 +35,17 @@ def write_video(
     width, height = size
     if not scenes:
         raise AtomError("write_video needs at least one scene")
-    if width % 2 or height % 2 or min(width, height) < 16:
-        raise AtomError(f"video size must be even and >= 16 px per side (yuv420p), got {size}")
+    check_frame_size(width, height, "video")
     frames_per_scene = round(seconds_per_scene * fps)
     if frames_per_scene < 1:
         raise AtomError(f"{seconds_per_scene} s at {fps} fps is less than one frame per scene")
     scene_seconds = frames_per_scene / fps  # what is actually written, to the frame
 
-    codec = available_codec()
     segments: list[tuple[float, float, str]] = []
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "veryfast"}
-        else:
-            stream.bit_rate = 2_000_000  # mpeg4's default bit rate smears the sprites
-        time_base = Fraction(1, fps)
-        pts = 0
+    with mp4_writer(path, width, height, fps, first_encoder(PREFERRED_CODECS), crf=18) as write:
         for index, scene in enumerate(scenes):
             rng = np.random.default_rng([seed, index])  # noise per scene, order-independent
             for k in range(frames_per_scene):
-                pixels = render_frame(scene, (k + 0.5) / frames_per_scene, width, height, rng)
-                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                frame.pts, frame.time_base = pts, time_base
-                pts += 1
-                container.mux(stream.encode(frame))
+                write(render_frame(scene, (k + 0.5) / frames_per_scene, width, height, rng))
             segments.append((index * scene_seconds, (index + 1) * scene_seconds, canonical_caption(scene)))
-        container.mux(stream.encode(None))  # flush the encoder's delayed frames
     return segments

@@ -1,4 +1,4 @@
-"""Stitch clip ranges of several videos into one H.264 mp4 with PyAV.
+"""Stitch clip ranges of several videos into one H.264 mp4 (written by video/mp4.py).
 
 Every piece is re-encoded to one size and one constant frame rate: sources differ in
 both (and in rotation), and concatenating their packets as they are would not play.
@@ -7,16 +7,14 @@ start + (k + 0.5) / fps, so a piece of d seconds is round(d * fps) frames (withi
 a frame of d) whatever the source's own rate. Pictures are scaled to fit and centred
 on black (letterboxed), never stretched or cropped. Audio is not carried over.
 
-The mp4 is written under a temporary name and renamed when complete: a failure never
-leaves a half-written reel at the requested path.
+The mp4 writer renames the reel into place when complete: a failure never leaves a
+half-written reel at the requested path.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,9 +22,9 @@ import numpy as np
 from PIL import Image
 
 from atom_deploy.video.decode import decoded_frames, iter_frames_at, open_video, to_upright_rgb
+from atom_deploy.video.mp4 import H264, check_frame_size, has_encoder, mp4_writer
 from atom_runner.errors import AtomError
 
-CODEC = "libx264"
 _SEEK_MARGIN_S = 0.5  # seek a little before the first wanted time; the keyframe before it is decoded from
 
 
@@ -44,8 +42,7 @@ class ReelFormat:
     fps: int = 25
 
     def __post_init__(self) -> None:
-        if self.width % 2 or self.height % 2 or min(self.width, self.height) < 16:
-            raise AtomError(f"reel size must be even and >= 16 px per side (yuv420p), got {self.width}x{self.height}")
+        check_frame_size(self.width, self.height, "reel")
         if not (isinstance(self.fps, int) and 1 <= self.fps <= 120):
             raise AtomError(f"reel frame rate must be a whole number from 1 to 120, got {self.fps!r}")
 
@@ -57,32 +54,15 @@ def stitch(pieces: Sequence[Piece], out: str | Path, fmt: ReelFormat = ReelForma
     """Write the reel; return its duration in seconds (frames / fps)."""
     if not pieces:
         raise AtomError("nothing to stitch: no clips were selected")
-    try:
-        av.codec.Codec(CODEC, "w")
-    except Exception:  # PyAV's error type for a missing codec varies by version
-        raise AtomError(f"this PyAV build has no {CODEC} encoder; reels are H.264") from None
-    out = Path(out)
-    partial = out.with_name(f".{out.name}.partial")
+    if not has_encoder(H264):
+        raise AtomError(f"this PyAV build has no {H264} encoder; reels are H.264")
     written = 0
-    try:
-        with av.open(str(partial), mode="w", format="mp4") as container:
-            stream = container.add_stream(CODEC, rate=fmt.fps)
-            stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, "yuv420p"
-            stream.options = {"crf": "20", "preset": "veryfast"}
-            time_base = Fraction(1, fmt.fps)
-            for piece in pieces:
-                times = [piece.start_s + (k + 0.5) / fmt.fps for k in range(fmt.frames_for(piece))]
-                for rgb in frames_at(piece.path, times):
-                    frame = av.VideoFrame.from_ndarray(letterbox(rgb, fmt.width, fmt.height), format="rgb24")
-                    frame.pts, frame.time_base = written, time_base
-                    written += 1
-                    container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))  # flush the frames the encoder still holds
-        os.replace(partial, out)
-    except av.error.FFmpegError as exc:
-        raise AtomError(f"{out}: cannot write the reel ({' '.join(str(exc).split())})") from None
-    finally:
-        partial.unlink(missing_ok=True)
+    with mp4_writer(out, fmt.width, fmt.height, fmt.fps, H264, crf=20, what="reel") as write:
+        for piece in pieces:
+            times = [piece.start_s + (k + 0.5) / fmt.fps for k in range(fmt.frames_for(piece))]
+            for rgb in frames_at(piece.path, times):
+                write(letterbox(rgb, fmt.width, fmt.height))
+                written += 1
     return written / fmt.fps
 
 
