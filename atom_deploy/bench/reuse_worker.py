@@ -24,24 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from atom_runner.task_formats import assembly_input
+from atom_deploy.bench.memory import peak_rss_mb, reset_peak
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
 from atom_runner.manifest import load_manifest
 from atom_runner.runtimes import import_runtime, load_module
 from atom_runner.schema import TOKENIZER_FILES, Entry, Key, Module, TokenizerName
 from atom_runner.session import Session
+from atom_runner.task_formats import assembly_input
 from atom_runner.text import DecoderTokenizer, MiniLMTokenizer
 
 TOP_K = 3
-
-
-def status_mb(pid: str = "self") -> dict[str, float]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values
 
 
 class Meter:
@@ -57,26 +49,23 @@ class Meter:
     def phase(self, stage: str, memory: str | None = None):
         # Only memory phases reset the high-water mark, so nested timing phases can't
         # erase the peak of the phase around them.
-        for pid in ["self", *map(str, self.children)] if memory else []:
-            try:
-                Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM to current RSS
-            except OSError:
-                pass
+        for pid in ["self", *self.children] if memory else []:
+            reset_peak(pid)  # where the kernel refuses, the peak is the process's peak so far
         start = time.perf_counter()
         yield
         self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
         if memory:
-            peak = status_mb()["VmHWM"] + sum(_child_hwm(pid) for pid in self.children)
+            peak = peak_rss_mb() + sum(_child_peak(pid) for pid in self.children)
             self.peak_mb[memory] = max(self.peak_mb.get(memory, 0.0), peak)
 
     def loaded(self, name: str) -> None:
         self.loads[name] = self.loads.get(name, 0) + 1
 
 
-def _child_hwm(pid: int) -> float:
+def _child_peak(pid: int) -> float:
     try:
-        return status_mb(str(pid))["VmHWM"]
-    except OSError:
+        return peak_rss_mb(pid)
+    except OSError:  # the encoder worker has exited
         return 0.0
 
 
