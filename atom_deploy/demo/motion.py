@@ -19,8 +19,6 @@ from atom_deploy.demo.vocab import MOTIONS, SIZE_RADII, require_name
 if TYPE_CHECKING:
     from atom_deploy.demo.scene import SceneObject
 
-CLIP_SECONDS = 10.0
-
 # Tuned so the change between the first and last of 6 frames is obvious at 112 px.
 MOVE_DISTANCE = 0.5  # fraction of the stage travelled by "moves left/right/up/down"
 BOUNCE_HEIGHT = 0.3  # fraction of the stage a bounce rises above its resting point

@@ -51,14 +51,6 @@ def render_frame(
     return np.rint(np.clip(frame, 0.0, 255.0)).astype(np.uint8)
 
 
-def object_mask(kind: str, state: ObjectState, width: int, height: int) -> np.ndarray:
-    """Float32 (height, width) coverage in 0..1 of one object: tests measure motion with it."""
-    mask = np.zeros((height, width), dtype=np.float32)
-    crop, (top, left) = _coverage(kind, state, width, height)
-    mask[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-    return mask
-
-
 def stage(width: int, height: int) -> tuple[int, tuple[float, float]]:
     """(side, (left, top)) of the centred square where a scene's objects live, in pixels."""
     side = min(width, height)

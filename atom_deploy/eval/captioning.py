@@ -17,7 +17,6 @@ import numpy as np
 class CaptionRun:
     captions: tuple[str, ...]
     seconds_per_clip: float  # median over clips
-    seconds_total: float
 
 
 def caption_clips(session, clips: tuple[np.ndarray, ...], beam: int = 4, steps: int | None = None) -> CaptionRun:
@@ -26,4 +25,4 @@ def caption_clips(session, clips: tuple[np.ndarray, ...], beam: int = 4, steps: 
         start = time.perf_counter()
         captions.append(session.caption(clip, beam=beam, steps=steps))
         times.append(time.perf_counter() - start)
-    return CaptionRun(tuple(captions), float(np.median(times)), float(sum(times)))
+    return CaptionRun(tuple(captions), float(np.median(times)))

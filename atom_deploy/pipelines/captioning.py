@@ -66,11 +66,3 @@ def caption_file(
     for number, caption in enumerate(session.caption_stream(tensors(), beam=beam)):
         yield Captioned(*windows[number], clean_caption(caption))
 
-
-def caption_video(session: Session, path: Path, spec: ClipSpec, window_s: float, stride_s: float, beam: int) -> list[Captioned]:
-    """Every window's caption, for the commands that work on one file without an index."""
-    outcome = FileOutcome()
-    captioned = list(caption_file(session, path, spec, window_s, stride_s, beam, outcome))
-    if outcome.error is not None:
-        raise AtomError(outcome.error)
-    return captioned

@@ -139,9 +139,6 @@ TOKENIZER_FILES = {
 }
 
 
-BACKEND_SUFFIX = {"executorch": ".pte", "onnx": ".onnx"}
-
-
 class Limit:
     """Bounds on what a manifest may ask for. Far above any real export (the demo model's
     manifest is 11 KB, 8 levels deep, its largest tensor 50 MB); they exist so a hostile

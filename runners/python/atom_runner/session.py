@@ -62,7 +62,7 @@ class Session:
         tokenizers = self.manifest.data[Key.TOKENIZERS]
         tokenizer_files = {name: self.manifest.tokenizer_file(name) for name in TokenizerName.ALL}
         check_links(self.manifest)
-        self.stats.runtime_import_seconds = import_runtime(self.backend)
+        import_runtime(self.backend)
         if threads and self.backend == "executorch":
             set_executorch_threads(threads)
         encoder_bytes = sum(p.stat().st_size for p in files[Module.VIDEO_ENCODER].values())

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 @dataclass
 class Stats:
     enabled: bool = False
-    runtime_import_seconds: float = 0.0  # importing the backend runtime, before any module
     worker_start_seconds: float = 0.0  # the encoder worker process's interpreter + runtime import
     load_seconds: dict[str, float] = field(default_factory=dict)
     loads: dict[str, int] = field(default_factory=dict)  # module -> times loaded
@@ -33,8 +32,3 @@ class Stats:
                 with self._lock:
                     self.calls.append((stage, time.perf_counter() - start))
 
-    def totals(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for stage, seconds in self.calls:
-            out[stage] = out.get(stage, 0.0) + seconds
-        return out
