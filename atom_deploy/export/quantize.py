@@ -11,8 +11,10 @@
   ONNX both run. (torchao's IntxWeightOnlyConfig on nn.Embedding leaves an unlowerable
   dequantize_affine in ExecuTorch 1.5.1.)
 
-Each backend realizes a recipe with its own tool (torchao for ExecuTorch, a graph rewrite for
-ONNX); the manifest records exactly what each one did. docs/quantization.md has the numbers.
+Each backend realizes a recipe with its own tool: torchao for ExecuTorch, and for ONNX the
+kit's own graph rewrite (backends/onnx_int8.py, onnx_int4.py; not onnxruntime's quantizer,
+whose per-tensor activation scales onnx_int8.py explains). The manifest records what each
+did; docs/quantization.md has the numbers.
 """
 
 from __future__ import annotations

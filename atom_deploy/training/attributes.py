@@ -1,11 +1,10 @@
 """A training-only probe that asks the encoder directly what the scene holds.
 
 Captioning from scratch stalls: while the decoder still attends evenly over the visual
-tokens, their average shows the background but dilutes a 30-pixel object to nothing,
-so the caption loss gives the encoder almost no signal about objects (the first demo
-run learned background colours and guessed every object). This probe reads the
-visual prefix with mean and max pooling, so one patch can carry a whole answer, and
-predicts the scene's facts as independent yes/no targets. The binding targets
+tokens, their average dilutes a 30-pixel object to nothing, so the caption loss gives the
+encoder almost no signal about objects (docs/demo_model.md has the run without it). This
+probe reads the visual prefix with mean and max pooling, so one patch can carry a whole
+answer, and predicts the scene's facts as independent yes/no targets. The binding targets
 (colour+kind, colour+motion) teach which attributes belong together, which captions
 of several objects need. The probe is discarded after training: the shipped model and
 every export are exactly the encoder + decoder the caption loss trained.
@@ -73,8 +72,7 @@ class AttributeProbe(nn.Module):
 
 def attribute_loss(probe: nn.Module, prefix: Tensor, targets: Tensor) -> Tensor:
     # Summed over attributes, averaged over clips: each fact pulls on the encoder like one
-    # caption token does. A mean over ~200 mostly-false facts gave it 1/200 of that and
-    # left the probe at its prior.
+    # caption token does (a mean over ~200 mostly-false facts would give it 1/200 of that).
     return F.binary_cross_entropy_with_logits(probe(prefix), targets, reduction="sum") / targets.shape[0]
 
 

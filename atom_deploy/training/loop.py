@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from atom_deploy.config import ModelConfig, demo_architecture
-from atom_deploy.models import Decoder, VideoEncoder
 from atom_deploy.demo.vocab import MOTIONS
+from atom_deploy.models import Decoder, VideoEncoder
 from atom_deploy.training.attributes import AttributeProbe, attribute_loss, motion_loss
 from atom_deploy.training.corpus import train_world_tokenizer
 from atom_deploy.training.examples import BatchStream, Encoding
@@ -81,10 +81,9 @@ def train_demo(out: Path, train: TrainConfig, model_config: ModelConfig | None =
     init_for_training(encoder, config.encoder.layers, train.seed)
     init_for_training(decoder, config.decoder.layers, train.seed + 1)
     probe = AttributeProbe(config.decoder.dim)
-    # The same pooled probe on the stem's own tokens: a direct signal on the patch
-    # embedding all through training. Alone it did not teach the stem shapes (300 steps,
-    # kind still at chance); the warm-up below does that, and this keeps the stem's tokens
-    # answerable for every fact while the caption loss trains through the transformer.
+    # The same pooled probe on the stem's own tokens keeps them answerable for every fact
+    # while the caption loss trains through the transformer (the warm-up below teaches the
+    # stem shapes; this probe alone did not: docs/demo_model.md).
     patch_probe = AttributeProbe(config.encoder.width)
     motion_probe = AttributeProbe(config.decoder.dim, outputs=len(MOTIONS))
     object_motion_probe = ObjectMotionProbe(config.decoder.dim)

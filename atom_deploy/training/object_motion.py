@@ -1,11 +1,8 @@
 """A training-only probe that asks the encoder what each object, named by its colour, does.
 
-The pooled motion term (attributes.motion_loss) reads single-object clips only, and there it
-worked: fp32 captions named 98% of single objects' motions right on the 300-clip test split.
-Objects that share a clip were named right 19-67% of the time (grows 21%, shrinks 19%; the
-decoder fell back on "stays still"). A pooled reader cannot say whose motion it sees, and the
-attribute probe's colour+motion facts are pooled too. Here the object's colour is the query
-of an attention read over the visual tokens, so the loss asks the encoder to keep each
+A pooled reader (attributes.motion_loss, the attribute probe) cannot say whose motion it
+sees, so objects that share a clip got their motions wrong (docs/demo_model.md). Here the
+object's colour is the query of an attention read over the visual tokens, so the loss asks the encoder to keep each
 object's motion where a reader looking for that colour finds it, as a caption of several
 objects has to. Like every probe it is dropped after training.
 """

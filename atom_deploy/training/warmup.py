@@ -1,16 +1,7 @@
 """Stem warm-up: a single-object kind classifier that runs before the full training.
 
-Inside the full training the stem never learned shapes: after 2,100 steps a linear probe
-on the visual prefix found object kind at 19% (chance 14%). Trained alone on the scene's
-yes/no facts, or on a softmax over the kinds present, the stem was still at 11-22% after
-200-300 steps. With a softmax over the kind of a single object it reaches 81-89%
-held-out in 250 steps of 32 two-frame clips. So the loop first runs that classifier for
-a few minutes; the stem then starts the full training with shape filters that the caption
-loss can use. The head is dropped; only the stem's weights carry over.
-
-The same stage on motion, with the whole encoder and six-frame clips, stayed at chance
-(loss 2.40 = ln 11) for 225 steps from a freshly initialised transformer, so motion is
-taught inside the full loop instead (attributes.motion_loss).
+The full training alone never taught the conv stem shapes; this classifier does in a few
+minutes, and only the stem's weights carry over. The runs behind it: docs/demo_model.md.
 """
 
 from __future__ import annotations
