@@ -105,7 +105,11 @@ def _kit_folder(path: Path, decode_steps: int | None, seed: int, spec: str | Non
 
 def _hf_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
     from atom_deploy.weights import (
-        decoder_config_from_llama, encoder_config_from_clip, llama_tokenizer_path, load_clip_vision, load_llama,
+        decoder_config_from_llama,
+        encoder_config_from_clip,
+        llama_tokenizer_path,
+        load_clip_vision,
+        load_llama,
     )
 
     decoder_config = decoder_config_from_llama(path / "language")

@@ -10,17 +10,30 @@ import numpy as np
 import pytest
 
 from atom_deploy.demo import (
-    Background, Scene, SceneObject, assembly_example, canonical_caption, captions, make_split,
-    parse_caption, parse_script, qa_example, render_clip, render_frame, sample_at, sample_scene, summary_example,
+    Background,
+    Scene,
+    SceneObject,
+    assembly_example,
+    canonical_caption,
+    captions,
+    make_split,
+    parse_caption,
+    parse_script,
+    qa_example,
+    render_clip,
+    render_frame,
+    sample_at,
+    sample_scene,
+    summary_example,
     write_video,
 )
 from atom_deploy.demo.background import render_background
 from atom_deploy.demo.captions import KIND_WORDS, MAX_CANONICAL_WORDS
 from atom_deploy.demo.dataset import make_text_examples
 from atom_deploy.demo.motion import MOVE_DISTANCE, frame_times
-from atom_runner.task_formats import ANSWER_CUE, CLIPS_HEADER, SCRIPT_CUE, SUMMARY_CUE
 from atom_deploy.demo.tasks import assembly_target, number_word
 from atom_runner.errors import AtomError
+from atom_runner.task_formats import ANSWER_CUE, CLIPS_HEADER, SCRIPT_CUE, SUMMARY_CUE
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,11 @@ from atom_deploy.config import VideoEncoderConfig
 from atom_deploy.models import Decoder, VideoEncoder
 from atom_deploy.models.video_encoder import TubeletEmbedding
 from atom_deploy.weights import (
-    decoder_config_from_llama, encoder_config_from_clip, llama_tokenizer_path, load_clip_vision, load_llama,
+    decoder_config_from_llama,
+    encoder_config_from_clip,
+    llama_tokenizer_path,
+    load_clip_vision,
+    load_llama,
 )
 from atom_runner.errors import AtomError
 

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input, qa_input, summary_input
 from atom_deploy.pipelines.captioning import clean_caption
 from atom_deploy.pipelines.qa import CaptionOptions, ask, summarize
 from atom_deploy.pipelines.script import fitted_prompt, ranked, script_entries, spread
 from atom_runner.errors import AtomError
+from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input, qa_input, summary_input
 from conftest import atom_deploy
 from pipeline_helpers import VIDEOS, demo_video, needs_videos, open_index, open_session
 

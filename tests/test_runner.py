@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from atom_deploy.export.eager import EagerModule
 from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import quantize_eager
 from atom_deploy.model_source import resolve_model
-from atom_deploy.export.eager import EagerModule
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
 from atom_runner.decoding.beam import log_softmax
 from atom_runner.manifest import load_manifest

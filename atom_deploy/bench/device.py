@@ -78,7 +78,7 @@ def device_info(adb) -> dict:
 
 
 def _last_json(stdout: str, variant: str) -> dict:
-    lines = [l for l in stdout.strip().splitlines() if l.startswith("{")]
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
     if not lines:
         raise AtomError(f"atom_runner reuse-bench {variant} printed no JSON")
     return json.loads(lines[-1])

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "bench":
         import numpy as np
+
         from atom_runner.manifest import load_manifest
         from atom_runner.schema import Key
 

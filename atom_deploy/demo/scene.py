@@ -14,8 +14,17 @@ import numpy as np
 
 from atom_deploy.demo.motion import motion_extent, object_state
 from atom_deploy.demo.vocab import (
-    BACKGROUND_COLOURS, BACKGROUND_KINDS, KINDS, MAX_OBJECTS, MIN_OBJECT_CONTRAST, MOTIONS,
-    OBJECT_COLOURS, ROTATION_SYMMETRIC_KINDS, SIZE_RADII, colour_distance, require_name,
+    BACKGROUND_COLOURS,
+    BACKGROUND_KINDS,
+    KINDS,
+    MAX_OBJECTS,
+    MIN_OBJECT_CONTRAST,
+    MOTIONS,
+    OBJECT_COLOURS,
+    ROTATION_SYMMETRIC_KINDS,
+    SIZE_RADII,
+    colour_distance,
+    require_name,
 )
 from atom_runner.errors import AtomError
 

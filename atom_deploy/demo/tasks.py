@@ -18,8 +18,8 @@ import numpy as np
 
 from atom_deploy.demo.caption_parse import MentionedObject, match_phrase, parse_caption, phrase_table, words_of
 from atom_deploy.demo.captions import KIND_WORDS, MOTION_WORDS, with_article
-from atom_runner.task_formats import assembly_input, format_script, qa_input, summary_input
 from atom_deploy.demo.vocab import KINDS, MOTIONS, OBJECT_COLOURS
+from atom_runner.task_formats import assembly_input, format_script, qa_input, summary_input
 
 # How a request names a motion; the first entry is what sampled requests say.
 MOTION_REQUEST_WORDS: dict[str, tuple[str, ...]] = {

@@ -110,5 +110,5 @@ def _names(devices: list[Device]) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"

@@ -72,6 +72,6 @@ def run_runner(adb: Adb, argv: list[str]) -> str:
         raise DeviceError(f"device {adb.serial} disconnected during atom_runner {argv[0]} (no exit status came back)")
     rc = int(lines[-1].split("=", 1)[1])
     if rc != 0:
-        err = [l for l in out.stderr.splitlines() if l.strip() and not l.startswith("I ")]
+        err = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("I ")]
         raise DeviceError(f"atom_runner {argv[0]} exited {rc} on {adb.serial}: {err[-1] if err else 'no stderr'}")
     return "\n".join(lines[:-1]) + "\n"

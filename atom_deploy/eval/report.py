@@ -15,10 +15,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from atom_deploy.table import format_table
 from atom_deploy.eval.bounds import BACKEND_PAIR
 from atom_deploy.eval.caption_metrics import clean
 from atom_deploy.eval.run import EvalReport
+from atom_deploy.table import format_table
 
 ROW_FIELDS = ("row", "bleu4", "meteor", "rouge_l", "cider", "r1", "r5", "r10", "median_rank", "gallery",
               "colours_right", "objects_right", "motions_right", "counts_right", "backgrounds_right",

@@ -82,9 +82,9 @@ def first_export(*roots: Path | None):
 
 def eager_session(folder: Path):
     """A Session over `folder`'s tokenizers and decode settings, running eager fp32 modules."""
+    from atom_deploy.export.eager import EagerModule
     from atom_deploy.export.modules import build_exportable
     from atom_deploy.model_source import resolve_model
-    from atom_deploy.export.eager import EagerModule
     from atom_runner.session import Session
 
     session = Session(folder, overlap="off")

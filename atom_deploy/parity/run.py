@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atom_deploy.export.eager import EagerModule
 from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import INT8, QuantRecipe, quantize_eager
 from atom_deploy.model import AtomModel
 from atom_deploy.model_source import resolve_model
-from atom_deploy.export.eager import EagerModule
 from atom_deploy.parity.metrics import TokenAgreement, cosine, relative_max_abs
 from atom_runner.decoding import DecoderStepper, greedy, prefill
 from atom_runner.manifest import Manifest, artifact_folders, load_manifest

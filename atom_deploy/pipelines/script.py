@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from atom_runner.task_formats import SCRIPT_SEPARATOR, assembly_input, parse_script, qa_input, summary_input
 from atom_deploy.pipelines.captioning import clean_caption
 from atom_runner.session import Session
+from atom_runner.task_formats import SCRIPT_SEPARATOR, assembly_input, parse_script, qa_input, summary_input
 
 Chooser = Callable[[int, int], list[int]]  # (captions available, how many to keep) -> indices
 

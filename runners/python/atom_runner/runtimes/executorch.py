@@ -9,7 +9,6 @@ import numpy as np
 from atom_runner.errors import AtomError
 from atom_runner.runtimes.quiet import native_stderr_quieted
 
-
 # A .pte is a flatbuffer whose file identifier sits at bytes 4..8: "ET12" in the
 # program.fbs of executorch 1.5.1 (`file_identifier "ET12"`). The bindings log a bad
 # identifier verbatim, and non-UTF-8 bytes there abort the process inside pybind11's
