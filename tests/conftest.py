@@ -1,7 +1,13 @@
-"""Shared fixtures: one tiny export per quantization mode, made once per test session.
+"""Shared fixtures, found by pytest by name (never imported by a test module):
 
-The int8 and fp32 exports run as two concurrent `atom-deploy export` processes: the real
-CLI, and on two cores about half the wall time of running them in turn.
+- tiny_exports: one tiny export per quantization mode, made once per test session. The
+  int8 and fp32 exports run as two concurrent `atom-deploy export` processes: the real
+  CLI, and on two cores about half the wall time of running them in turn.
+- host_runner, aarch64_runner: the C++ runner, built once per session.
+- session: one ONNX int8 Session per test module (the pipeline tests).
+
+Markers (registered in pyproject.toml; docs/testing.md has the fast loop):
+`slow` (a minute or more), `cpp` (builds the C++ runner), `qemu` (aarch64 under qemu).
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ def atom_deploy(*args: str, check: bool = False, **kwargs) -> subprocess.Complet
     return result
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`cpp` and `qemu` follow from the fixtures a test uses, so they cannot go stale."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"host_runner", "aarch64_runner"}:
+            item.add_marker(pytest.mark.cpp)
+        if "aarch64_runner" in fixtures:
+            item.add_marker(pytest.mark.qemu)
+
+
 @pytest.fixture(scope="session")
 def tiny_exports(tmp_path_factory) -> dict[str, Path]:
     """{'int8': OUT, 'fp32': OUT}, each with executorch/ and onnx/ subfolders.
@@ -56,3 +72,29 @@ def tiny_exports(tmp_path_factory) -> dict[str, Path]:
         if proc.returncode != 0:
             raise AssertionError(f"tiny {mode} export failed:\n{output[-4000:]}")
     return outs
+
+
+@pytest.fixture(scope="session")
+def host_runner() -> Path:
+    from test_cpp_common import build
+
+    return build("host")
+
+
+@pytest.fixture(scope="session")
+def aarch64_runner() -> Path:
+    from test_cpp_common import build, have_aarch64_tools
+
+    if not have_aarch64_tools():
+        pytest.skip("g++-aarch64-linux-gnu / qemu-user not installed (scripts/setup.sh installs them)")
+    return build("aarch64")
+
+
+@pytest.fixture(scope="module")
+def session(tiny_exports):
+    """One ONNX int8 Session per test module, closed after it."""
+    from pipeline_helpers import open_session
+
+    s = open_session(tiny_exports, "onnx")
+    yield s
+    s.close()

@@ -32,14 +32,6 @@ def open_session(tiny_exports: dict[str, Path], backend: str = "onnx", mode: str
     return Session(tiny_exports[mode], backend=backend, overlap="auto", stats=True)
 
 
-@pytest.fixture(scope="module", name="session")
-def onnx_session(tiny_exports):
-    """One ONNX int8 Session per test module, closed after it: import it to use it."""
-    s = open_session(tiny_exports, "onnx")
-    yield s
-    s.close()
-
-
 def open_index(path: Path, session: Session) -> ClipIndex:
     return ClipIndex(path, manifest_sha256(session), artifacts_label(session))
 

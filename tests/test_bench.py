@@ -10,6 +10,7 @@ import pytest
 from atom_runner.schema import Module
 from conftest import atom_deploy
 
+pytestmark = pytest.mark.slow  # every test reads one bench run (two variants, fresh processes)
 
 @pytest.fixture(scope="module")
 def bench_result(tiny_exports, tmp_path_factory):

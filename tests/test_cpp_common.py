@@ -1,6 +1,7 @@
-"""Shared helpers for the C++ runner tests: build once per session, run, compare with Python.
+"""Shared helpers for the C++ runner tests: build, run, compare with Python.
 
-Imported by test_cpp_runner.py, test_cpp_tokenizers.py and test_device.py.
+The session fixtures that build the runner once (host_runner, aarch64_runner) are in
+conftest.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runners" / "python"))
@@ -31,18 +31,6 @@ def build(target: str) -> Path:
 
 def have_aarch64_tools() -> bool:
     return bool(shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64"))
-
-
-@pytest.fixture(scope="session")
-def host_runner() -> Path:
-    return build("host")
-
-
-@pytest.fixture(scope="session")
-def aarch64_runner() -> Path:
-    if not have_aarch64_tools():
-        pytest.skip("g++-aarch64-linux-gnu / qemu-user not installed (scripts/setup.sh installs them)")
-    return build("aarch64")
 
 
 def command(binary: Path, *args: str) -> list[str]:

@@ -13,9 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from test_cpp_common import (  # noqa: F401  (fixtures are used by name)
-    aarch64_runner, cosines, host_runner, parity_failures, python_tokens, run, run_json, write_clips,
-)
+from test_cpp_common import cosines, parity_failures, python_tokens, run, run_json, write_clips
 
 TEXTS = ["a red car", "A dog runs in the park!", "Café naïve résumé", "日本語のテキスト", "tabs\tand\nnewlines  x"]
 PROMPT = "summary: the dog"
@@ -245,6 +243,7 @@ def demo_executorch(tmp_path_factory):
     return out / "executorch"
 
 
+@pytest.mark.slow
 def test_demo_int8_tokens_equal_across_python_host_and_aarch64(host_runner, aarch64_runner, demo_executorch, tmp_path):
     """Host C++ must give the Python runner's tokens exactly (same x86 kernels). arm64's int8
     kernels under qemu cortex-a76 round differently: greedy tokens must still be exact, and a
@@ -274,6 +273,7 @@ def test_demo_int8_tokens_equal_across_python_host_and_aarch64(host_runner, aarc
             assert cosines(arm["embeddings"], host["embeddings"]).min() >= 0.999
 
 
+@pytest.mark.slow
 def test_demo_pipeline_script_equals_the_python_pipeline(host_runner, demo_executorch, tmp_path):
     """The C++ pipeline asks the decoder in the kit's assembly format, so its script is the
     Python pipeline's script for the same ranked captions, token for token."""

@@ -8,7 +8,7 @@ import random
 import pytest
 from tokenizers import Tokenizer
 
-from test_cpp_common import host_runner, run_json  # noqa: F401
+from test_cpp_common import run_json
 
 BASE = [
     "a red car", "A dog in the park!", "summary: the cat sat on the mat.", "It's 5 o'clock; they're here, we've won.",
@@ -64,6 +64,7 @@ def test_decoder_bpe_special_tokens_and_roundtrip(host_runner, tiny_exports):
     assert cpp_ids(host_runner, art, "--decoder", [text])[0] == hf.encode(text, add_special_tokens=False).ids
 
 
+@pytest.mark.slow
 def test_minilm_wordpiece_matches_hf(host_runner, tiny_exports, texts):
     from atom_runner.text import MiniLMTokenizer
 

@@ -105,6 +105,7 @@ def _smoke_train(out):
     return train_demo(out, config, progress=False)
 
 
+@pytest.mark.slow
 def test_training_smoke_run_is_seeded_and_writes_a_loadable_kit_folder(tmp_path):
     from safetensors.torch import load_file
 
@@ -228,6 +229,7 @@ def test_shipped_weights_load_and_fit_the_budget():
 
 
 @shipped
+@pytest.mark.slow
 def test_shipped_model_captions_fixed_clips(tmp_path):
     from atom_deploy.eval.caption_metrics import score_captions
     from atom_deploy.eval.data import load_eval_set

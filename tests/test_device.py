@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_cpp_common import REPO, aarch64_runner, run_json, write_clips  # noqa: F401
+from test_cpp_common import REPO, run_json, write_clips
 
 FAKE_ADB = REPO / "tests" / "fake_adb"
 
@@ -124,7 +124,7 @@ def test_reuse_bench_through_the_device_runner(setup, tmp_path):
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:
     assert out.returncode == 1, out.stderr
-    lines = [l for l in out.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
     return lines[0]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+
 import pytest
 
-from test_cpp_common import aarch64_runner, run  # noqa: F401  (fixture used by name)
+from test_cpp_common import run
 from test_device import FAKE_ADB, device
 
 
@@ -70,7 +71,7 @@ def test_fails_loudly_where_they_are_not(bundle):
     assert result.returncode == 1, result.stdout[-3000:]
     assert not report["ok"]
     assert any("_sme_" in k for calls in report["device"]["kernels"].values() for k in calls)
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     line = lines[0]
     assert line.startswith("device parity FAILED on fake0:") and "greedy tokens differ" in line

@@ -190,6 +190,7 @@ def test_caption_steps_sets_the_decode_length(tiny_exports):
 
 
 @needs_java
+@pytest.mark.slow
 def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     out = tmp_path / "eval"
     stsb = tmp_path / "stsb.tsv"

@@ -17,7 +17,6 @@ from atom_deploy.video.segment import segment
 from atom_runner.session import Session
 from conftest import atom_deploy
 from pipeline_helpers import demo_video, open_index, rows
-from pipeline_helpers import onnx_session as session  # noqa: F401 (a fixture)
 
 
 class PausedAfterFirstCaption:

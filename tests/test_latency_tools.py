@@ -12,7 +12,7 @@ from atom_deploy.bench.bandwidth import measure_bandwidth, weight_bytes_per_step
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Key, Module
 from conftest import atom_deploy
-from test_cpp_common import host_runner, run_json  # noqa: F401  (fixture)
+from test_cpp_common import run_json
 
 
 def test_profile_names_the_delegate_and_the_in_place_cache_writes(tiny_exports, tmp_path):
@@ -49,7 +49,7 @@ def test_bandwidth_is_measured_on_one_thread_and_on_all():
     assert bw.best_gbs == max(bw.one_thread_gbs, bw.all_threads_gbs)
 
 
-def test_cpp_latency_reports_every_stage(host_runner, tiny_exports):  # noqa: F811
+def test_cpp_latency_reports_every_stage(host_runner, tiny_exports):
     art = tiny_exports["int8"] / "executorch"
     out = run_json(host_runner, "latency", "--artifacts", str(art), "--iters", "2")
     manifest = load_manifest(art)
@@ -58,7 +58,7 @@ def test_cpp_latency_reports_every_stage(host_runner, tiny_exports):  # noqa: F8
     assert all(out[k] > 0 for k in ("encoder_s", "prefill_s", "greedy_step_s", "beam4_step_s"))
 
 
-def test_latency_prints_the_floor_and_the_cpp_runner_beside_python(host_runner, tiny_exports, tmp_path):  # noqa: F811
+def test_latency_prints_the_floor_and_the_cpp_runner_beside_python(host_runner, tiny_exports, tmp_path):
     out = tmp_path / "latency.json"
     folders = [str(tiny_exports["int8"] / b) for b in ("executorch", "onnx")]
     result = atom_deploy("latency", *folders, "--repeat", "1", "--no-eager", "--cpp-runner", str(host_runner), "--out", str(out), check=True)

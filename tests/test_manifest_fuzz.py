@@ -25,7 +25,7 @@ import pytest
 
 from artifact_helpers import stand_in_folder
 from atom_deploy.cli import main as cli_main
-from test_cpp_common import build, run
+from test_cpp_common import run
 
 SEED = 19
 CASES_PER_BACKEND = {"executorch": 160, "onnx": 80}  # 240 manifests; the C++ runner takes the 160 ExecuTorch ones
@@ -135,11 +135,6 @@ def fuzz(tiny_exports, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def runner():
-    return build("host")
-
-
 def test_fuzz_generates_enough_distinct_cases(fuzz):
     cases = [text for _, cs in fuzz.values() for _, text in cs]
     assert len(cases) >= 200 and len(set(cases)) >= 0.9 * len(cases)
@@ -166,11 +161,11 @@ def test_python_cli_subprocess_sample(fuzz, backend):
         _assert_one_line_exit_1(description, out)
 
 
-def test_cpp_runner_one_line_exit_1(fuzz, runner):
+def test_cpp_runner_one_line_exit_1(fuzz, host_runner):
     folder, cases = fuzz["executorch"]
     for description, text in cases:
         (folder / "manifest.json").write_text(text)
-        out = run(runner, "generate", "--artifacts", str(folder), "x", check=False, timeout=60)
+        out = run(host_runner, "generate", "--artifacts", str(folder), "x", check=False, timeout=60)
         _assert_one_line_exit_1(description, out)
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from atom_deploy.cli import main as cli_main
-from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input
 from atom_deploy.pipelines.assemble import DECODER, SIMILARITY, assemble, distinct_hits
 from atom_deploy.pipelines.qa import ask, summarize
 from atom_deploy.pipelines.search import Hit, search
 from atom_deploy.pipelines.stitch import ReelFormat
 from atom_runner.errors import AtomError
 from atom_runner.schema import Module
-from pipeline_helpers import demo_video, onnx_session, open_index  # noqa: F401 (fixture)
+from atom_runner.task_formats import NO_MATCHING_CLIPS, assembly_input
+from pipeline_helpers import demo_video, open_index
 
 FMT = ReelFormat(320, 180, 25)
 CLIPS = dict(window_s=4.0, stride_s=4.0)  # 8 s videos -> two 4 s clips each

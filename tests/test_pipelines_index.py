@@ -44,6 +44,7 @@ def sha256(path: Path) -> str:
 
 
 @needs_videos
+@pytest.mark.slow
 def test_index_every_shared_video_end_to_end(session, tmp_path):
     with open_index(tmp_path / "idx.sqlite", session) as index:
         report = index_videos(session, index, [VIDEOS], progress=False)

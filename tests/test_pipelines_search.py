@@ -11,7 +11,7 @@ from atom_deploy.pipelines.indexing import index_videos
 from atom_deploy.pipelines.search import search, top_k
 from atom_runner.errors import AtomError
 from conftest import atom_deploy
-from pipeline_helpers import demo_video, onnx_session, open_index, rows  # noqa: F401 (fixture)
+from pipeline_helpers import demo_video, open_index, rows
 
 INJECTION = "'); DROP TABLE clips; --"
 

@@ -85,6 +85,7 @@ def tiny_8da4w(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", ["executorch", "onnx"])
+@pytest.mark.slow
 def test_export_records_the_recipe_and_group_size(tiny_8da4w, backend):
     manifest = load_manifest(tiny_8da4w / backend)
     for name in Module.ALL:
@@ -97,6 +98,7 @@ def test_export_records_the_recipe_and_group_size(tiny_8da4w, backend):
         assert QuantRecipe.from_record(record) == RECIPE
 
 
+@pytest.mark.slow
 def test_decoder_files_are_smaller_than_int8s(tiny_8da4w, tiny_exports):
     for backend in ("executorch", "onnx"):
         sizes = {}
@@ -106,6 +108,7 @@ def test_decoder_files_are_smaller_than_int8s(tiny_8da4w, tiny_exports):
         assert sizes["8da4w"] < sizes["int8"], (backend, sizes)
 
 
+@pytest.mark.slow
 def test_onnx_8da4w_graph_holds_no_float_or_byte_per_weight_matrices(tiny_8da4w):
     import onnx
 
@@ -116,6 +119,7 @@ def test_onnx_8da4w_graph_holds_no_float_or_byte_per_weight_matrices(tiny_8da4w)
     assert big and all(i.name.endswith("w_u4x2") for i in big)  # two int4 per byte
 
 
+@pytest.mark.slow
 def test_parity_passes_on_the_8da4w_export(tiny_8da4w):
     result = atom_deploy("parity", str(tiny_8da4w))
     assert result.returncode == 0, result.stdout + result.stderr
