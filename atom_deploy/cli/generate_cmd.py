@@ -5,14 +5,31 @@ from __future__ import annotations
 import argparse
 
 from atom_deploy.cli.runner_args import add_session_args, emit, open_session, show_warnings_as_notes
+from atom_runner.task_formats import assembly_input, qa_input, summary_input
+
+
+def _shown(prompt: str) -> str:
+    return prompt.replace("\n", "\\n")
+
+
+# Shown by `generate --help`, built from the runner's own formats: the decoder answers what
+# it was trained on; a free-form prompt gets words of the right vocabulary and no sense.
+FORMATS = f"""prompt formats (atom_runner/task_formats.py; lines joined by newlines: $'...' in bash):
+  summary:   {_shown(summary_input(["CAPTION", "CAPTION"]))}
+  question:  {_shown(qa_input(["CAPTION"], "how many clips show a red object?"))}
+  script:    {_shown(assembly_input(["CAPTION"], "a reel of the red objects"))}
+example:
+  atom-deploy generate --artifacts artifacts $'{_shown(summary_input(["a small red square moves left on a striped blue background"]))}'
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help=__doc__.split(": ", 1)[1])
+    p = sub.add_parser("generate", help=__doc__.split(": ", 1)[1], epilog=FORMATS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_session_args(p)
     p.add_argument("--steps", type=int, default=None, help="decode steps (default: the manifest's)")
     p.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
-    p.add_argument("prompt", help="the prompt text")
+    p.add_argument("prompt", help="the prompt, in one of the formats below")
     p.set_defaults(run=run)
 
 
