@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from atom_deploy.bench.bandwidth import weight_bytes_per_step
+from atom_deploy.bench.memory import peak_rss_mb
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Entry, Key, KVStyle, Module
@@ -27,20 +28,13 @@ from atom_runner.schema import Entry, Key, KVStyle, Module
 TEXTS = [f"a small red square number {i} slides to the left across a striped background" for i in range(32)]
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def load_modules(folder: Path, backend: str):
     manifest = load_manifest(folder)
     loads, modules = {}, {}
     if backend == "eager":
+        from atom_deploy.export.eager import EagerModule
         from atom_deploy.export.modules import build_exportable
         from atom_deploy.model_source import resolve_model
-        from atom_deploy.export.eager import EagerModule
 
         info = manifest.data[Key.MODEL]
         start = time.perf_counter()
