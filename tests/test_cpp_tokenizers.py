@@ -82,3 +82,52 @@ def test_minilm_wordpiece_matches_hf(host_runner, tiny_exports, texts):
     print(f"WordPiece: {len(all_texts) - len(mismatches)}/{len(all_texts)} equal")
     assert mismatches == []
     assert len(got[-1]) == 256 and got[-1][-1] == 102
+
+
+def _with_decoder_tokenizer(src, dst, edit):
+    """A copy of the artifact folder `src` whose decoder tokenizer.json went through `edit`
+    (a dict -> None function), its manifest record re-hashed to match."""
+    import hashlib
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    path = dst / "decoder_tokenizer.json"
+    tok = json.loads(path.read_text(encoding="utf-8"))
+    edit(tok)
+    path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    manifest = json.loads((dst / "manifest.json").read_text())
+    for record in manifest["tokenizers"].values():
+        if record["file"] == path.name:
+            record["sha256"], record["bytes"] = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    return dst
+
+
+def test_decoder_bpe_reads_gguf_converted_no_op_settings(host_runner, tiny_exports, texts, tmp_path):
+    # What tokenizers writes for a GGUF-converted byte-level vocabulary (SmolLM2): an empty
+    # normalizer Sequence, and byte fallback with no <0xXX> tokens to fall back to. Both
+    # change nothing, so the C++ tokenizer must take them and still equal HF's ids.
+    def gguf_style(tok):
+        tok["normalizer"] = {"type": "Sequence", "normalizers": []}
+        tok["model"]["byte_fallback"] = True
+
+    art = _with_decoder_tokenizer(tiny_exports["int8"] / "executorch", tmp_path / "gguf", gguf_style)
+    hf = Tokenizer.from_file(str(art / "decoder_tokenizer.json"))
+    got = cpp_ids(host_runner, art, "--decoder", texts)
+    assert got == [hf.encode(t, add_special_tokens=False).ids for t in texts]
+
+
+def test_decoder_bpe_refuses_byte_fallback_it_cannot_follow(host_runner, tiny_exports, tmp_path):
+    import subprocess
+
+    def with_byte_tokens(tok):
+        tok["model"]["byte_fallback"] = True
+        tok["model"]["vocab"]["<0x41>"] = len(tok["model"]["vocab"])
+
+    art = _with_decoder_tokenizer(tiny_exports["int8"] / "executorch", tmp_path / "bytes", with_byte_tokens)
+    proc = subprocess.run([str(host_runner), "tokenize", "--artifacts", str(art), "--decoder", "a"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "byte_fallback with <0xXX> tokens is not supported" in proc.stderr

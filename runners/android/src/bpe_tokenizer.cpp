@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <stdexcept>
 
 #include "json.h"
@@ -29,13 +30,18 @@ void BpeTokenizer::read(const std::string& path) {
   Json j = read_json_file(path, schema::limit::kTokenizerBytes, schema::limit::kDepth);
   const Json& model = j.at("model");
   if (model.at("type").get<std::string>() != "BPE") throw std::runtime_error(path + ": model is not BPE");
-  if (!j.at("normalizer").is_null()) throw std::runtime_error(path + ": normalizers are not supported");
+  // An empty Sequence (what tokenizers writes for a GGUF-converted vocabulary) normalizes nothing.
+  const Json& norm = j.at("normalizer");
+  bool no_op_norm = norm.is_null() || (norm.is_object() && norm.value("type", "") == "Sequence" &&
+                                       norm.contains("normalizers") && norm.at("normalizers").empty());
+  if (!no_op_norm) throw std::runtime_error(path + ": normalizers are not supported");
   const Json& pre = j.at("pre_tokenizer");
   if (pre.is_null() || pre.at("type").get<std::string>() != "ByteLevel" || cfg(pre, "add_prefix_space") != "false" ||
       cfg(pre, "use_regex") == "false")
     throw std::runtime_error(path + ": only ByteLevel(add_prefix_space=false, use_regex=true) is supported");
-  if (cfg(model, "byte_fallback") == "true" || (model.contains("dropout") && !model.at("dropout").is_null()))
-    throw std::runtime_error(path + ": byte_fallback/dropout are not supported");
+  if (model.contains("dropout") && !model.at("dropout").is_null())
+    throw std::runtime_error(path + ": dropout is not supported");
+  byte_fallback_ = cfg(model, "byte_fallback") == "true";
   for (const auto& [token, value] : model.at("vocab").items()) {
     int64_t id = json_index(value, schema::limit::kDim, path + ": vocab id of " + json_quote(token));
     vocab_[token] = id;
@@ -132,6 +138,15 @@ BpeTokenizer::BpeTokenizer(const std::string& path) {
     uni::append_utf8(byte_to_char_[b], cp);
     char_to_byte_[cp] = uint8_t(b);
   }
+  // Byte fallback replaces a symbol missing from the vocabulary by its <0xXX> byte tokens.
+  // A vocabulary without any of them (GGUF-converted byte-level ones) gives it nothing to
+  // use, and the tokenizer behaves exactly as without it.
+  if (byte_fallback_)
+    for (int b = 0; b < 256; ++b) {
+      char code[8];
+      std::snprintf(code, sizeof code, "<0x%02X>", b);
+      if (vocab_.count(code)) throw std::runtime_error(path + ": byte_fallback with <0xXX> tokens is not supported");
+    }
 }
 
 void BpeTokenizer::bpe_word(const std::string& word, std::vector<int64_t>& out) const {

@@ -1,12 +1,12 @@
 // Byte-level BPE (GPT-2 / Llama-3 style) read from a HF tokenizer.json.
 //
 // Supported: model.type "BPE" with vocab + merges (either "a b" strings or ["a","b"] pairs),
-// no normalizer, pre_tokenizer ByteLevel with add_prefix_space=false and use_regex=true
+// no normalizer (or an empty Sequence), pre_tokenizer ByteLevel with add_prefix_space=false and use_regex=true
 // (the GPT-2 split pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+,
 // Unicode classes from tools/gen_unicode.py), added tokens matched verbatim before
 // pre-tokenization, decoder ByteLevel (invalid UTF-8 becomes U+FFFD). Anything else in the
-// file (another pre-tokenizer or normalizer, prefix space, dropout, byte fallback) is
-// rejected at load time rather than silently tokenized differently.
+// file (another pre-tokenizer or normalizer, prefix space, dropout, byte fallback with
+// <0xXX> tokens to fall back to) is rejected at load time rather than silently tokenized differently.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -34,6 +34,7 @@ class BpeTokenizer {
   std::unordered_set<int64_t> special_;
   std::string byte_to_char_[256];
   std::unordered_map<uint32_t, uint8_t> char_to_byte_;
+  bool byte_fallback_ = false;
 };
 
 // The GPT-2 pre-tokenizer split (exposed for tests); input must be valid UTF-8.
