@@ -31,22 +31,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PEER, KIT = ROOT / ".venv-peer/bin/python", ROOT / ".venv/bin/python"
 ART = ROOT / "artifacts/peer"
+RUNNER_TOKENIZER = ART / "smollm2/tokenizer_runner.json"  # what TextLLMRunner reads (scripts/setup_peer.sh)
 KIT_PATHS = ("atom_deploy", "backends", "runners")
 QUESTIONS = ["Give me three tips for staying healthy.", "Explain photosynthesis in one paragraph.",
              "Describe a typical day of a software engineer.", "List five famous painters and one work by each."]
 
 # name -> (python, worker script, job fields, weight width "8" or "4", what it is)
 CONFIGS = {
-    "oe-8da8w-runner": (PEER, "peer_worker_runner.py", {"pte": ART / "oe/8da8w/model.pte"}, "8",
+    "oe-8da8w-runner": (PEER, "peer_worker_runner.py", {"pte": ART / "oe/8da8w/model.pte", "tokenizer": RUNNER_TOKENIZER}, "8",
                         "optimum-executorch 8da8w, C++ TextLLMRunner"),
     "oe-8da8w-pybind": (PEER, "peer_worker_pybind.py", {"pte": ART / "oe/8da8w/model.pte"}, "8",
                         "optimum-executorch 8da8w, pybindings forward()"),
-    "oe-8da4w-runner": (PEER, "peer_worker_runner.py", {"pte": ART / "oe/8da4w/model.pte"}, "4",
+    "oe-8da4w-runner": (PEER, "peer_worker_runner.py", {"pte": ART / "oe/8da4w/model.pte", "tokenizer": RUNNER_TOKENIZER}, "4",
                         "optimum-executorch 8da4w, C++ TextLLMRunner"),
     "oe-8da4w-pybind": (PEER, "peer_worker_pybind.py", {"pte": ART / "oe/8da4w/model.pte"}, "4",
                         "optimum-executorch 8da4w, pybindings forward()"),
     "kit-et-int8": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-int8/executorch"}, "8",
                     "kit ExecuTorch int8, atom_runner DecoderStepper"),
+    "kit-et-int8-cpp": (KIT, "peer_worker_cpp.py", {"artifacts": ART / "kit-int8/executorch"}, "8",
+                        "kit ExecuTorch int8, C++ atom_runner (its own latency command; whole process as load s)"),
     "kit-ort-int8": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-int8/onnx"}, "8",
                      "kit ONNX Runtime int8, atom_runner DecoderStepper"),
     "kit-et-8da4w": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-8da4w/executorch"}, "4",
@@ -102,6 +105,8 @@ def common_prefix(a: list, b: list) -> int:
 def agreement(result: dict, ref: dict) -> dict:
     if "error" in result:
         return {"error": result["error"]}
+    if "not_applicable" in result:
+        return {}
     if "greedy_pieces" in result:  # TextLLMRunner: text pieces, up to its EOS stop
         eos = ref["eos_id"]
         refs = [p[: r.index(eos)] if eos in r else p for p, r in zip(ref["pieces"], ref["reference"])]
@@ -168,7 +173,7 @@ def table(names: list[str], summary: dict, acc: dict, floors: dict, bw: dict) ->
         lines.append(f"| {name} | {s['step_ms']:.1f} | {1e3 / s['step_ms']:.1f} | {s['prefill_ms']:.0f} | {floor:.1f} | "
                      f"{s['step_ms'] / floor:.2f} | {ratio or '–'} | {greedy} | {forced} | {s['load_s']:.2f} | "
                      f"{s['peak_rss_mb']:.0f} |")
-    lines.append(f"\nCopy bandwidth (read + write, 1 GiB arrays, median over rounds): "
+    lines.append("\nCopy bandwidth (read + write, 1 GiB arrays, median over rounds): "
                  + ", ".join(f"{t} thread{'s' if t != '1' else ''} {g:.1f} GB/s" for t, g in bw.items())
                  + ". Floor = weight bytes per step / the 2-thread figure.")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ def read_job() -> dict:
 
 
 def emit(result: dict) -> None:
-    result["peak_rss_mb"] = peak_rss_mb()
+    result.setdefault("peak_rss_mb", peak_rss_mb())  # a worker that times a child reports the child's
     print("RESULT " + json.dumps(result), flush=True)
 
 

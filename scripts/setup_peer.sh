@@ -71,6 +71,23 @@ CLIPVisionModel(vision).eval().save_pretrained(kit / "vision")
 print(f"wrote {lang} and {kit}")
 EOF
 fi
+# ExecuTorch's C++ HF tokenizer (TextLLMRunner) cannot read the GGUF-converted file's empty
+# normalizer Sequence and SentencePiece-style decoder chain. The runner gets the same
+# vocabulary and merges with those written plainly: encoding is unchanged (the normalizer
+# list is empty, and byte fallback has no <0xXX> tokens to use), decoding is ByteLevel.
+if [ ! -f "$OUT/smollm2/tokenizer_runner.json" ]; then
+  python3 - "$OUT/smollm2" <<'EOF'
+import json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+tok = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+assert not tok["normalizer"] or not tok["normalizer"].get("normalizers"), tok["normalizer"]
+assert not any(t.startswith("<0x") for t in tok["model"]["vocab"]), "byte-fallback tokens present"
+tok["normalizer"] = None
+tok["model"]["byte_fallback"] = False
+tok["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+(folder / "tokenizer_runner.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+EOF
+fi
 # The peer's exports: optimum-executorch's XNNPACK recipe with its LLM custom ops.
 for Q in 8da8w 8da4w; do
   if [ ! -f "$OUT/oe/$Q/model.pte" ]; then
