@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from atom_runner.decoding.beam import top_k_stable
+from atom_runner.decoding.beam import select, top_k_stable
 from atom_runner.decoding.stepper import reorder_positions
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Entry, Key, Module
@@ -21,6 +21,41 @@ def test_top_k_stable_is_a_stable_full_sort_cut_to_k(seed):
         scores = rng.integers(-3, 3, n).astype(np.float64)  # many ties
         scores[rng.random(n) < 0.2] = -np.inf  # frozen beams offer -inf everywhere but EOS
         assert np.array_equal(top_k_stable(scores, k), np.argsort(-scores, kind="stable")[:k])
+
+
+def _select_by_the_rule(logits, sums, lengths, frozen, eos_id, width):
+    # the beam rule written out: float64 log-softmax, every B x V candidate scored,
+    # frozen rows offering only EOS, one stable sort (ties to the lower row, then token)
+    x = logits.astype(np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    logprobs = x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    scores = (sums[:, None] + logprobs) / (lengths[:, None] + 1)
+    scores[frozen] = -np.inf
+    scores[frozen, eos_id] = sums[frozen] / lengths[frozen]
+    flat = np.argsort(-scores.reshape(-1), kind="stable")[:width]
+    rows, tokens = flat // logits.shape[1], flat % logits.shape[1]
+    return rows, tokens, logprobs[rows, tokens]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_select_scores_only_candidates_and_equals_the_full_ranking(seed):
+    rng = np.random.default_rng(seed)
+    for case in range(300):
+        rows, vocab, width = int(rng.choice([1, 4])), int(rng.integers(4, 300)), 4
+        if case % 3 == 0:  # coarse logits: many exact ties inside and across rows
+            logits = rng.integers(-4, 4, (rows, vocab)).astype(np.float32)
+        else:
+            logits = (rng.standard_normal((rows, vocab)) * rng.choice([0.01, 3, 300])).astype(np.float32)
+        sums = -rng.random(rows) * rng.choice([0.5, 20])
+        lengths = rng.integers(1, 23, rows)
+        frozen = rng.random(rows) < (0.4 if rows > 1 else 0)
+        if case % 5 == 0 and rows > 1:  # equal histories: only the new token separates rows
+            sums[:], lengths[:] = sums[0], lengths[0]
+        got = select(logits, sums, lengths, frozen, 2, width)
+        want = _select_by_the_rule(logits, sums, lengths, frozen, 2, width)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        live = ~frozen[want[0]]
+        assert np.array_equal(got[2][live], want[2][live])
 
 
 def test_reorder_moves_only_positions_decoded_since_the_rows_split():
