@@ -92,7 +92,9 @@ class DecoderConfig:
     rope_high_freq_factor: float = 4.0
     rope_original_max_positions: int = 8192
     tie_embeddings: bool = True
-    max_batch: int = 4  # KV-cache rows: beam search of width 4 runs as a batch of 4
+    # KV-cache rows: captioning decodes max_batch // beam clips together (4 clips at beam 4),
+    # so each decode step reads the weights once for all of them.
+    max_batch: int = 16
     max_context: int = 128  # KV-cache length: visual prefix + prompt + decode steps
     bos_id: int = 128000
     eos_id: int = 128001
@@ -102,6 +104,7 @@ class DecoderConfig:
         _require(self.dim % self.heads == 0, "dim must be a multiple of heads")
         _require(self.heads % self.kv_heads == 0, "heads must be a multiple of kv_heads")
         _require(self.head_dim % 2 == 0, "head_dim must be even for RoPE")
+        _require(1 <= self.max_batch <= 256, "max_batch (KV-cache rows) must be between 1 and 256")
         for name in ("bos_id", "eos_id", "pad_id"):
             _require(0 <= getattr(self, name) < self.vocab_size, f"{name} must be inside the vocabulary")
 

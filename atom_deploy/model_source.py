@@ -14,7 +14,7 @@ weights/clip_variant.py); the manifest stores the whole spec, so parity rebuilds
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,34 +39,45 @@ class ModelSource:
     tokenizer: Path | None  # None: train the kit tokenizer for this config
 
 
-def resolve_model(spec: str, decode_steps: int | None = None, seed: int = 0) -> ModelSource:
+@dataclass(frozen=True)
+class ExportShape:
+    """Export-time shapes over the model config (None: the config's). They change no weight."""
+
+    decode_steps: int | None = None
+    max_batch: int | None = None  # KV-cache rows
+
+    def apply(self, config: ModelConfig) -> ModelConfig:
+        if self.decode_steps is not None:
+            config = config.replace(decode_steps=self.decode_steps)
+        if self.max_batch is not None:
+            config = config.replace(decoder=replace(config.decoder, max_batch=self.max_batch))
+        return config
+
+
+def resolve_model(spec: str, decode_steps: int | None = None, seed: int = 0, max_batch: int | None = None) -> ModelSource:
     from atom_deploy.weights.clip_variant import split_spec
 
     base, variant = split_spec(spec)
-    source = _resolve_base(base, decode_steps, seed)
+    source = _resolve_base(base, ExportShape(decode_steps, max_batch), seed)
     return _with_variant(source, spec, variant) if variant else source
 
 
-def _resolve_base(spec: str, decode_steps: int | None, seed: int) -> ModelSource:
+def _resolve_base(spec: str, shape: ExportShape, seed: int) -> ModelSource:
     if spec == DEMO:
         if not (DEMO_FOLDER / KIT_WEIGHTS).is_file():
             raise AtomError(f"the demo model is not in this install ({DEMO_FOLDER}); train it with atom-deploy train-demo")
-        return _kit_folder(DEMO_FOLDER, decode_steps, seed, spec=DEMO)
+        return _kit_folder(DEMO_FOLDER, shape, seed, spec=DEMO)
     path = Path(spec)
     if spec in PRESETS:
-        config = _with_steps(preset(spec), decode_steps)
+        config = shape.apply(preset(spec))
         return ModelSource(spec, seed, f"preset {spec} (random weights, seed {seed})", config, lambda: build_model(config, seed), None)
     if (path / KIT_CONFIG).is_file():
-        return _kit_folder(path, decode_steps, seed)
+        return _kit_folder(path, shape, seed)
     if (path / "vision").is_dir() and (path / "language").is_dir():
-        return _hf_folder(path, decode_steps, seed)
+        return _hf_folder(path, shape, seed)
     if path.exists():
         raise AtomError(f"{spec}: not a model folder (needs {KIT_CONFIG}, or vision/ and language/ HF checkpoints)")
     raise AtomError(f"unknown model {spec!r}: not a preset {sorted(PRESETS)} and no such folder")
-
-
-def _with_steps(config: ModelConfig, decode_steps: int | None) -> ModelConfig:
-    return config if decode_steps is None else config.replace(decode_steps=decode_steps)
 
 
 def _with_variant(source: ModelSource, spec: str, variant: dict[str, int]) -> ModelSource:
@@ -85,14 +96,14 @@ def _with_variant(source: ModelSource, spec: str, variant: dict[str, int]) -> Mo
     return ModelSource(spec, source.seed, f"{source.description}, clip variant {variant}", config, build, source.tokenizer)
 
 
-def _kit_folder(path: Path, decode_steps: int | None, seed: int, spec: str | None = None) -> ModelSource:
+def _kit_folder(path: Path, shape: ExportShape, seed: int, spec: str | None = None) -> ModelSource:
     from atom_deploy.weights.kit import load_kit_weights
 
     try:
         data = json.loads((path / KIT_CONFIG).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise AtomError(f"{path / KIT_CONFIG} is not valid JSON: {exc}") from None
-    config = _with_steps(ModelConfig.from_dict(data), decode_steps)
+    config = shape.apply(ModelConfig.from_dict(data))
 
     def build() -> AtomModel:
         model = build_model(config, seed)
@@ -103,7 +114,7 @@ def _kit_folder(path: Path, decode_steps: int | None, seed: int, spec: str | Non
     return ModelSource(spec or str(path.resolve()), seed, description, config, build, path / KIT_TOKENIZER)
 
 
-def _hf_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
+def _hf_folder(path: Path, shape: ExportShape, seed: int) -> ModelSource:
     from atom_deploy.weights import (
         decoder_config_from_llama,
         encoder_config_from_clip,
@@ -114,7 +125,7 @@ def _hf_folder(path: Path, decode_steps: int | None, seed: int) -> ModelSource:
 
     decoder_config = decoder_config_from_llama(path / "language")
     encoder_config = encoder_config_from_clip(path / "vision")
-    config = _with_steps(ModelConfig(name=path.name, encoder=encoder_config, decoder=decoder_config), decode_steps)
+    config = shape.apply(ModelConfig(name=path.name, encoder=encoder_config, decoder=decoder_config))
 
     def build() -> AtomModel:
         model = build_model(config, seed)

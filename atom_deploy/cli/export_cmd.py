@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="8da4w only: input features per int4 weight scale, a multiple of 32 (default: the recipe's; "
                         "written to the manifest)")
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="decoder KV-cache rows (default 16): captioning decodes max-batch // beam clips together")
     p.add_argument("--clip-size", type=int, default=None, help="export for smaller frames, e.g. 112 (ablation)")
     p.add_argument("--clip-frames", type=int, default=None, help="export for fewer frames, e.g. 2 (ablation)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="writes OUT/<backend>/")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     request = ExportRequest(
         model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends,
         quant=QuantRecipe(args.quant, args.group_size), decode_steps=args.decode_steps,
+        max_batch=args.max_batch,
         out=args.out, force=args.force, seed=args.seed,
     )
     reports = run_export(request)

@@ -33,6 +33,7 @@ class ExportRequest:
     backends: tuple[str, ...]
     quant: str | QuantRecipe = "int8"  # a mode name (default group size) or a recipe
     decode_steps: int | None = None
+    max_batch: int | None = None  # KV-cache rows (None: the model config's, 16 by default)
     out: Path = Path("artifacts")
     force: bool = False
     modules: tuple[str, ...] = Module.ALL
@@ -50,7 +51,7 @@ class ExportReport:
 def run_export(request: ExportRequest, progress: Callable[[str], None] = print) -> list[ExportReport]:
     quant = QuantRecipe.of(request.quant)  # validates the mode and group size up front
     backends = [get_backend(name) for name in request.backends]  # validates names up front
-    source = resolve_model(request.model, request.decode_steps, request.seed)
+    source = resolve_model(request.model, request.decode_steps, request.seed, request.max_batch)
     _check_destination(request.out, [backend.name for backend in backends], request.force)
     remove_stale(request.out)
     staging = staging_folder(request.out)

@@ -46,7 +46,7 @@ _FIELDS = {**_BASE_FIELDS, "rope_theta": "rope_theta", **_LLAMA3_FIELDS}
 _HF_DEFAULTS = {"rms_norm_eps": 1e-6, "tie_word_embeddings": False, "rope_theta": 10000.0}
 
 
-def decoder_config_from_llama(folder: Path, max_context: int = 128, max_batch: int = 4) -> DecoderConfig:
+def decoder_config_from_llama(folder: Path, max_context: int = 128, max_batch: int = DecoderConfig.max_batch) -> DecoderConfig:
     """Our decoder config from a Llama config.json.
 
     `eos_token_id` may be a list (Llama 3.2 Instruct: end_of_text, eom, eot); the decoder
