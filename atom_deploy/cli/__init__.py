@@ -37,6 +37,7 @@ COMMANDS = {
     "ask": "ask_cmd",
     "eval": "eval_cmd",
     "device": "device_cmd",
+    "serve": "serve_cmd",
 }
 
 
