@@ -321,6 +321,20 @@ def count_rows(index: Path) -> int:
 # --- main ----------------------------------------------------------------------------------
 
 
+def table(results: dict) -> str:
+    rows = ["| run | clients x requests | wall s | req/s | captions/s | p50 s | p95 s | p99 s | wrong | unexpected 5xx | RSS MB (end / max) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, name in (("one_client", "mixed, 1 client"), ("many_clients", "mixed, concurrent"),
+                      ("captions_one", "captions only, 1 client"), ("captions_many", "captions only, concurrent")):
+        r = results.get(key)
+        if r:
+            rows.append(f"| {name} | {r['clients']} x {r['requests'] // r['clients']} | {r['wall_s']} | {r['throughput_rps']} | "
+                        f"{r['captions_per_s']} | {r['p50_s']} | {r['p95_s']} | {r['p99_s']} | {r['wrong']} | {r['unexpected_5xx']} | "
+                        f"{r['rss']['end_mb']:.0f} / {r['rss']['max_mb']:.0f} |")
+    return "\n".join(rows)
+
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifacts", type=Path, required=True)
@@ -361,11 +375,16 @@ def main() -> int:
                 assert status == 200, (path, status, payload)
                 refs[i] = payload
         mark = sampler.mark()
-        results["one_client"] = run_clients(server.url, pool, plans_for(pool, 1, args.requests, 0), refs)
-        results["many_clients"] = run_clients(server.url, pool, plans_for(pool, args.clients, args.requests, 0), refs)
         per_client = max(1, 16 // args.clients) if args.clients < 16 else 4
-        results["captions_one"] = run_clients(server.url, pool, plans_for(pool, 1, 16, 7, {"caption"}), refs)
-        results["captions_many"] = run_clients(server.url, pool, plans_for(pool, args.clients, per_client, 7, {"caption"}), refs)
+        phases = {
+            "one_client": plans_for(pool, 1, args.requests, 0),
+            "many_clients": plans_for(pool, args.clients, args.requests, 0),
+            "captions_one": plans_for(pool, 1, 16, 7, {"caption"}),
+            "captions_many": plans_for(pool, args.clients, per_client, 7, {"caption"}),
+        }
+        for name, plans in phases.items():
+            phase_mark = sampler.mark()
+            results[name] = {**run_clients(server.url, pool, plans, refs), "rss": sampler.window(phase_mark)}
         results["rss_load"] = sampler.window(mark)
         if not args.skip_faults:
             results["fault_disconnect"] = fault_disconnects(server, pool, refs)
@@ -380,6 +399,7 @@ def main() -> int:
         sampler.stop()
         server.stop()
     print(json.dumps(results, indent=2))
+    print(table(results))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -46,3 +46,25 @@ def decode_tensor(dtype: str, shape: list[int], data: str, expected_shape: tuple
     if not np.isfinite(array).all():
         raise AtomError(f"{name} contains NaN or infinite values")
     return array
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m atom_deploy.serve.tensor_codec CLIP.npy [...]`: a caption request body on stdout (for curl -d @-)."""
+    import json
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m atom_deploy.serve.tensor_codec CLIP.npy [...]  (prints a /v1/caption body)", file=sys.stderr)
+        return 2
+    try:
+        body = {"clips": [encode_tensor(np.load(p, allow_pickle=False)) for p in paths]}
+    except (OSError, ValueError, AtomError) as exc:
+        print(f"tensor_codec: error: {exc}", file=sys.stderr)
+        return 1
+    json.dump(body, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
