@@ -6,6 +6,11 @@
 - HF folder: `vision/` (a CLIPVisionModel) and `language/` (a LlamaForCausalLM with its
   tokenizer.json). The projector between them is not in either checkpoint, so it starts
   from the seeded random init and the folder may carry it in `projector.safetensors`.
+  Text conventions (BOS rule, EOS ids, chat template) come from the language folder
+  (weights/hf_conventions.py), the context from its max_position_embeddings within the
+  KV budget (export/kv_budget.py);
+- a `.gguf` file, or a folder holding one: converted once into such an HF folder
+  (weights/gguf_import.py).
 
 Any of them may carry a clip variant, `SPEC?clip_size=112&clip_frames=2` (see
 weights/clip_variant.py); the manifest stores the whole spec, so parity rebuilds it.
@@ -20,6 +25,7 @@ from typing import Callable
 
 from atom_deploy.config import PRESETS, ModelConfig, preset
 from atom_deploy.model import AtomModel, build_model
+from atom_deploy.weights.hf_conventions import CheckpointConventions
 from atom_runner.errors import AtomError
 
 KIT_CONFIG = "atom_config.json"
@@ -37,6 +43,8 @@ class ModelSource:
     config: ModelConfig
     build: Callable[[], AtomModel]
     tokenizer: Path | None  # None: train the kit tokenizer for this config
+    # The checkpoint's BOS rule, EOS ids and chat template; None: the kit's own (BOS, one EOS, no chat).
+    conventions: CheckpointConventions | None = None
 
 
 @dataclass(frozen=True)
@@ -45,20 +53,28 @@ class ExportShape:
 
     decode_steps: int | None = None
     max_batch: int | None = None  # KV-cache rows
+    # KV-cache positions (None: the config's; for HF imports the checkpoint's own, cut to a
+    # memory budget: export/kv_budget.py)
+    max_context: int | None = None
 
     def apply(self, config: ModelConfig) -> ModelConfig:
         if self.decode_steps is not None:
             config = config.replace(decode_steps=self.decode_steps)
         if self.max_batch is not None:
             config = config.replace(decoder=replace(config.decoder, max_batch=self.max_batch))
+        if self.max_context is not None:
+            config = config.replace(decoder=replace(config.decoder, max_context=self.max_context))
         return config
 
 
-def resolve_model(spec: str, decode_steps: int | None = None, seed: int = 0, max_batch: int | None = None) -> ModelSource:
+def resolve_model(
+    spec: str, decode_steps: int | None = None, seed: int = 0, max_batch: int | None = None,
+    max_context: int | None = None,
+) -> ModelSource:
     from atom_deploy.weights.clip_variant import split_spec
 
     base, variant = split_spec(spec)
-    source = _resolve_base(base, ExportShape(decode_steps, max_batch), seed)
+    source = _resolve_base(base, ExportShape(decode_steps, max_batch, max_context), seed)
     return _with_variant(source, spec, variant) if variant else source
 
 
@@ -75,8 +91,16 @@ def _resolve_base(spec: str, shape: ExportShape, seed: int) -> ModelSource:
         return _kit_folder(path, shape, seed)
     if (path / "vision").is_dir() and (path / "language").is_dir():
         return _hf_folder(path, shape, seed)
+    if path.suffix == ".gguf" or path.is_dir():
+        from atom_deploy.weights.gguf_import import cached_model_folder, find_gguf
+
+        gguf = find_gguf(path)
+        if gguf is not None:  # spec stays the .gguf, so parity converts (or finds) the same folder
+            return replace(_hf_folder(cached_model_folder(gguf), shape, seed), spec=str(path.resolve()),
+                           description=f"GGUF {gguf.name} (transformers' GGUF loader, dequantized to fp32)")
     if path.exists():
-        raise AtomError(f"{spec}: not a model folder (needs {KIT_CONFIG}, or vision/ and language/ HF checkpoints)")
+        raise AtomError(f"{spec}: not a model folder (needs {KIT_CONFIG}, vision/ and language/ HF checkpoints, "
+                        "or a .gguf file)")
     raise AtomError(f"unknown model {spec!r}: not a preset {sorted(PRESETS)} and no such folder")
 
 
@@ -93,7 +117,8 @@ def _with_variant(source: ModelSource, spec: str, variant: dict[str, int]) -> Mo
         encoder.eval().requires_grad_(False)
         return AtomModel(config, encoder, model.decoder, model.minilm)
 
-    return ModelSource(spec, source.seed, f"{source.description}, clip variant {variant}", config, build, source.tokenizer)
+    return ModelSource(spec, source.seed, f"{source.description}, clip variant {variant}", config, build, source.tokenizer,
+                       source.conventions)
 
 
 def _kit_folder(path: Path, shape: ExportShape, seed: int, spec: str | None = None) -> ModelSource:
@@ -122,10 +147,17 @@ def _hf_folder(path: Path, shape: ExportShape, seed: int) -> ModelSource:
         load_clip_vision,
         load_llama,
     )
+    from atom_deploy.weights.checkpoint_io import read_config
+    from atom_deploy.weights.hf_conventions import eos_ids_of, read_conventions, read_generation_config
 
     decoder_config = decoder_config_from_llama(path / "language")
     encoder_config = encoder_config_from_clip(path / "vision")
     config = shape.apply(ModelConfig(name=path.name, encoder=encoder_config, decoder=decoder_config))
+    if shape.max_context is None:  # the checkpoint's own context, as far as the KV budget allows
+        from atom_deploy.export.kv_budget import budget_context
+
+        positions = read_config(path / "language").get("max_position_embeddings", config.decoder.max_context)
+        config = config.replace(decoder=replace(config.decoder, max_context=budget_context(config.decoder, positions)))
 
     def build() -> AtomModel:
         model = build_model(config, seed)
@@ -138,4 +170,8 @@ def _hf_folder(path: Path, shape: ExportShape, seed: int) -> ModelSource:
             load_projector(projector, model.encoder)
         return model
 
-    return ModelSource(str(path.resolve()), seed, f"HF checkpoints in {path}", config, build, llama_tokenizer_path(path / "language"))
+    conventions = read_conventions(path / "language", decoder_config.bos_id,
+                                   eos_ids_of(read_config(path / "language"), read_generation_config(path / "language"),
+                                              str(path / "language" / "config.json")))
+    return ModelSource(str(path.resolve()), seed, f"HF checkpoints in {path}", config, build,
+                       llama_tokenizer_path(path / "language"), conventions)

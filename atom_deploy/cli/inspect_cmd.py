@@ -23,6 +23,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"backend     {data[Key.BACKEND]}    kit {data[Key.KIT_VERSION]}    created {data[Key.CREATED]}")
     print(f"model       {model[Key.MODEL_NAME]}  ({model[Key.MODEL_SOURCE]})")
     print("decode      " + "  ".join(f"{k}={v}" for k, v in manifest.decode.items()))
+    decode = manifest.decode
+    if Key.KV_CACHE_BYTES in decode:
+        print(f"kv cache    {decode[Key.KV_CACHE_BYTES] / 2**20:.1f} MiB float32 "
+              f"({decode[Key.MAX_BATCH]} rows x {decode[Key.MAX_CONTEXT]} positions)")
+    chat = data.get(Key.CHAT)
+    chat_routes = "none" if chat is None else "template (Python)" + (" + parts (C++)" if Key.CHAT_PARTS in chat else "")
+    print(f"text        add_bos={decode.get(Key.ADD_BOS, True)}  eos_ids={decode.get(Key.EOS_IDS, [decode[Key.EOS_ID]])}  "
+          f"chat={chat_routes}")
     print(f"clip        shape={data[Key.CLIP][Key.SHAPE]}")
     print("versions    " + "  ".join(f"{k}={v}" for k, v in data[Key.VERSIONS].items()))
     print()

@@ -12,8 +12,10 @@ from typing import Any
 from atom_deploy import __version__
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.export.contract import ExportableModule
+from atom_deploy.export.kv_budget import kv_cache_bytes
 from atom_deploy.export.quantize import EMBEDDING_SCHEME, UNQUANTIZED, QuantRecipe
 from atom_deploy.model_source import ModelSource
+from atom_deploy.weights.hf_conventions import CheckpointConventions
 from atom_runner.manifest import sha256_file
 from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, TokenizerName
 
@@ -66,6 +68,7 @@ def write_manifest(
     records: list[ModuleRecord], tokenizers: dict[str, Path],
 ) -> Path:
     config = source.config
+    conventions = source.conventions or CheckpointConventions.kit(config.decoder.eos_id)
     manifest = {
         Key.FORMAT: FORMAT,
         Key.FORMAT_VERSION: FORMAT_VERSION,
@@ -87,6 +90,9 @@ def write_manifest(
             Key.BOS_ID: config.decoder.bos_id,
             Key.EOS_ID: config.decoder.eos_id,
             Key.PAD_ID: config.decoder.pad_id,
+            Key.ADD_BOS: conventions.add_bos,
+            Key.EOS_IDS: list(conventions.eos_ids),
+            Key.KV_CACHE_BYTES: kv_cache_bytes(config.decoder),
             Key.NUM_VISUAL_TOKENS: config.encoder.num_visual_tokens,
             Key.VOCAB_SIZE: config.decoder.vocab_size,
             Key.DIM: config.decoder.dim,
@@ -97,6 +103,8 @@ def write_manifest(
         Key.VERSIONS: _versions(),
     }
     manifest[Key.TOKENIZERS][TokenizerName.MINILM][Key.MAX_SEQ_LENGTH] = config.minilm.max_seq_length
+    if conventions.chat is not None:
+        manifest[Key.CHAT] = conventions.chat
     path = folder / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

@@ -34,6 +34,7 @@ class ExportRequest:
     quant: str | QuantRecipe = "int8"  # a mode name (default group size) or a recipe
     decode_steps: int | None = None
     max_batch: int | None = None  # KV-cache rows (None: the model config's, 16 by default)
+    max_context: int | None = None  # KV-cache positions (None: the model's; HF: its own within the KV budget)
     out: Path = Path("artifacts")
     force: bool = False
     modules: tuple[str, ...] = Module.ALL
@@ -51,7 +52,7 @@ class ExportReport:
 def run_export(request: ExportRequest, progress: Callable[[str], None] = print) -> list[ExportReport]:
     quant = QuantRecipe.of(request.quant)  # validates the mode and group size up front
     backends = [get_backend(name) for name in request.backends]  # validates names up front
-    source = resolve_model(request.model, request.decode_steps, request.seed, request.max_batch)
+    source = resolve_model(request.model, request.decode_steps, request.seed, request.max_batch, request.max_context)
     _check_destination(request.out, [backend.name for backend in backends], request.force)
     remove_stale(request.out)
     staging = staging_folder(request.out)

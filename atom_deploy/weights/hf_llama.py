@@ -49,13 +49,16 @@ _HF_DEFAULTS = {"rms_norm_eps": 1e-6, "tie_word_embeddings": False, "rope_theta"
 def decoder_config_from_llama(folder: Path, max_context: int = 128, max_batch: int = DecoderConfig.max_batch) -> DecoderConfig:
     """Our decoder config from a Llama config.json.
 
-    `eos_token_id` may be a list (Llama 3.2 Instruct: end_of_text, eom, eot); the decoder
-    stops on one id, so the first is taken. Llama has no pad token: pad falls back to eos.
+    `eos_token_id` may be a list (Llama 3.2 Instruct: end_of_text, eom, eot): eos_id is the
+    first, and hf_conventions.eos_ids_of keeps them all for the manifest. Llama has no pad
+    token: pad falls back to eos.
     """
+    from atom_deploy.weights.hf_conventions import eos_ids_of, read_generation_config
+
     config = read_config(folder)
     source = str(folder / "config.json")
-    eos = config_field(config, "eos_token_id", source)
-    eos = eos[0] if isinstance(eos, list) else eos
+    config_field(config, "eos_token_id", source)
+    eos = eos_ids_of(config, read_generation_config(folder), source)[0]
     pad = config.get("pad_token_id")
     return DecoderConfig(
         **_llama_fields(folder),

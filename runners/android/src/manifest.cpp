@@ -214,6 +214,54 @@ ModuleFiles read_module(const Reader& r, const Json& modules, const std::string&
   return files;
 }
 
+// A chat string: present, a string, at most kChatBytes (Python: manifest_check._check_chat).
+std::string chat_text(const Reader& r, const Json& obj, const std::string& parent, const std::string& name) {
+  std::string v = r.text(obj, parent, name);
+  if (v.size() > limit::kChatBytes)
+    r.fail(Reader::join(parent, name), "has more than " + std::to_string(limit::kChatBytes) + " bytes of UTF-8 (the limit)");
+  return v;
+}
+
+// The checkpoint's conventions (issue 23), each optional for manifests written before them.
+void read_conventions(const Reader& r, const Json& d, const Json& j, Manifest& m) {
+  if (d.contains(k::kAddBos)) {
+    const Json& v = d[k::kAddBos];
+    if (!v.is_boolean()) r.fail(Reader::join(k::kDecode, k::kAddBos), "must be a boolean, got " + describe(v));
+    m.add_bos = v.get<bool>();
+  }
+  m.eos_ids = {m.eos_id};
+  if (d.contains(k::kEosIds)) {
+    const std::string key = Reader::join(k::kDecode, k::kEosIds);
+    const Json& ids = r.list(d, k::kDecode, k::kEosIds);
+    if (ids.size() > limit::kEosIds)
+      r.fail(key, "has " + std::to_string(ids.size()) + " ids; the limit is " + std::to_string(limit::kEosIds));
+    m.eos_ids.clear();
+    for (size_t i = 0; i < ids.size(); ++i)
+      m.eos_ids.push_back(r.integer_value(ids[i], key + "[" + std::to_string(i) + "]", 0, m.vocab_size - 1));
+  }
+  if (d.contains(k::kKvCacheBytes)) r.integer(d, k::kDecode, k::kKvCacheBytes, 1, int64_t(1) << 62);
+  if (!j.contains(k::kChat)) return;
+  const Json& chat = r.object(j, "", k::kChat);
+  chat_text(r, chat, k::kChat, k::kChatTemplate);
+  const Json& specials = r.object(chat, k::kChat, k::kChatSpecialTokens);
+  const std::string skey = Reader::join(k::kChat, k::kChatSpecialTokens);
+  for (auto it = specials.begin(); it != specials.end(); ++it) chat_text(r, specials, skey, it.key());
+  m.chat.template_present = true;
+  if (!chat.contains(k::kChatParts)) return;  // a template only Python can render
+  const std::string pkey = Reader::join(k::kChat, k::kChatParts);
+  const Json& parts = r.object(chat, k::kChat, k::kChatParts);
+  m.chat.default_system = chat_text(r, parts, pkey, k::kChatDefaultSystem);
+  m.chat.generation_prompt = chat_text(r, parts, pkey, k::kChatGenerationPrompt);
+  const std::string rkey = Reader::join(pkey, k::kChatRoles);
+  const Json& roles = r.object(parts, pkey, k::kChatRoles);
+  for (const std::string& role : chat_roles()) {
+    const Json& rec = r.object(roles, rkey, role);
+    const std::string key = Reader::join(rkey, role);
+    m.chat.roles[role] = {chat_text(r, rec, key, k::kChatPrefix), chat_text(r, rec, key, k::kChatSuffix)};
+  }
+  m.chat.present = true;
+}
+
 }  // namespace
 
 void verify_file(const FileRecord& r) {
@@ -273,6 +321,7 @@ Manifest load_manifest(const std::string& folder) {
   m.bos_id = r.integer(d, k::kDecode, k::kBosId, 0, m.vocab_size - 1);
   m.eos_id = r.integer(d, k::kDecode, k::kEosId, 0, m.vocab_size - 1);
   m.pad_id = r.integer(d, k::kDecode, k::kPadId, 0, m.vocab_size - 1);
+  read_conventions(r, d, j, m);
   if (m.beam_width > m.max_batch)
     r.fail(Reader::join(k::kDecode, k::kBeamWidth), "(" + std::to_string(m.beam_width) + ") exceeds decode.max_batch (" +
                                                          std::to_string(m.max_batch) + ")");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "chat.h"
+
 namespace atom {
 
 // One file the manifest names, with the size and digest it was exported with.
@@ -22,6 +24,9 @@ struct Manifest {
   std::string backend;
   int decode_steps = 0, max_context = 0, max_batch = 0, beam_width = 0;
   int64_t bos_id = 0, eos_id = 0, pad_id = 0;
+  bool add_bos = true;           // generate: BOS before the prompt (the checkpoint's tokenizer rule)
+  std::vector<int64_t> eos_ids;  // any of them ends a generation; eos_id first by default
+  ChatParts chat;
   int num_visual_tokens = 0, vocab_size = 0, dim = 0;
   std::vector<int> clip_shape;
   std::string kv_style;

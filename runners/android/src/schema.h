@@ -25,6 +25,19 @@ inline constexpr const char* kBeamWidth = "beam_width";
 inline constexpr const char* kBosId = "bos_id";
 inline constexpr const char* kEosId = "eos_id";
 inline constexpr const char* kPadId = "pad_id";
+// The checkpoint's conventions (issue 23); optional: absent means BOS first and [eos_id].
+inline constexpr const char* kAddBos = "add_bos";
+inline constexpr const char* kEosIds = "eos_ids";
+inline constexpr const char* kKvCacheBytes = "kv_cache_bytes";
+inline constexpr const char* kChat = "chat";  // optional: only a checkpoint with a chat template
+inline constexpr const char* kChatTemplate = "template";
+inline constexpr const char* kChatSpecialTokens = "special_tokens";
+inline constexpr const char* kChatParts = "parts";
+inline constexpr const char* kChatDefaultSystem = "default_system";
+inline constexpr const char* kChatRoles = "roles";
+inline constexpr const char* kChatPrefix = "prefix";
+inline constexpr const char* kChatSuffix = "suffix";
+inline constexpr const char* kChatGenerationPrompt = "generation_prompt";
 inline constexpr const char* kNumVisualTokens = "num_visual_tokens";
 inline constexpr const char* kVocabSize = "vocab_size";
 inline constexpr const char* kDim = "dim";
@@ -78,6 +91,8 @@ inline constexpr uint64_t kNameChars = 255;
 inline constexpr int64_t kDim = 2147483647;  // any size, id or count
 inline constexpr uint64_t kTensorBytes = uint64_t(1) << 34;  // one clip or KV buffer as float32
 inline constexpr uint64_t kRank = 8;
+inline constexpr uint64_t kEosIds = 64;         // ids in decode.eos_ids
+inline constexpr uint64_t kChatBytes = 1u << 16;  // one chat string as UTF-8
 }  // namespace limit
 
 }  // namespace atom::schema

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, NoReturn
 
+from atom_runner.chat import ROLES
 from atom_runner.errors import AtomError
 from atom_runner.schema import BACKENDS, ENTRY_POINTS_OF, Entry, Key, KVStyle, Limit, Module, TokenizerName
 
@@ -58,12 +59,15 @@ class _Checker:
             self.fail(key, f"must be an integer in [{lo}, {hi}], got {_short(value)}")
         return value
 
-    def text(self, obj: dict, parent: str, name: str, choices: tuple[str, ...] | None = None) -> str:
+    def text(self, obj: dict, parent: str, name: str, choices: tuple[str, ...] | None = None,
+             max_bytes: int | None = None) -> str:
         value, key = self.get(obj, parent, name)
         if not isinstance(value, str):
             self.fail(key, f"must be a string, got {_kind(value)}")
         if choices is not None and value not in choices:
             self.fail(key, f"is {_short(value)}; valid: {list(choices)}")
+        if max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+            self.fail(key, f"has more than {max_bytes} bytes of UTF-8 (the limit)")
         return value
 
     def file_name(self, obj: dict, parent: str) -> str:
@@ -116,6 +120,9 @@ def check_manifest(data: dict, where: str) -> None:
     vocab = decode[Key.VOCAB_SIZE]
     for name in TOKEN_IDS:
         c.integer(decode, dkey, name, 0, vocab - 1)
+    _check_conventions(c, decode, dkey, vocab)
+    if Key.CHAT in data:
+        _check_chat(c, *c.record(data, "", Key.CHAT))
     if decode[Key.BEAM_WIDTH] > decode[Key.MAX_BATCH]:
         c.fail(f"{dkey}.{Key.BEAM_WIDTH}", f"({decode[Key.BEAM_WIDTH]}) exceeds {dkey}.{Key.MAX_BATCH} ({decode[Key.MAX_BATCH]})")
     clip, ckey = c.record(data, "", Key.CLIP)
@@ -128,6 +135,37 @@ def check_manifest(data: dict, where: str) -> None:
     modules, mkey = c.record(data, "", Key.MODULES)
     for name in Module.ALL:
         _check_module(c, name, *c.record(modules, mkey, name))
+
+
+def _check_conventions(c: _Checker, decode: dict, dkey: str, vocab: int) -> None:
+    """The checkpoint's conventions (issue 23); optional, for manifests written before them."""
+    if Key.ADD_BOS in decode and not isinstance(decode[Key.ADD_BOS], bool):
+        c.fail(f"{dkey}.{Key.ADD_BOS}", f"must be a boolean, got {_kind(decode[Key.ADD_BOS])}")
+    if Key.EOS_IDS in decode:
+        ids, ikey = c.items(decode, dkey, Key.EOS_IDS)
+        if len(ids) > Limit.EOS_IDS:
+            c.fail(ikey, f"has {len(ids)} ids; the limit is {Limit.EOS_IDS}")
+        for i, value in enumerate(ids):
+            c.integer_value(value, f"{ikey}[{i}]", 0, vocab - 1)
+    if Key.KV_CACHE_BYTES in decode:
+        c.integer(decode, dkey, Key.KV_CACHE_BYTES, 1, 1 << 62)
+
+
+def _check_chat(c: _Checker, chat: dict, key: str) -> None:
+    c.text(chat, key, Key.CHAT_TEMPLATE, max_bytes=Limit.CHAT_BYTES)
+    specials, skey = c.record(chat, key, Key.CHAT_SPECIAL_TOKENS)
+    for name in specials:
+        c.text(specials, skey, name, max_bytes=Limit.CHAT_BYTES)
+    if Key.CHAT_PARTS not in chat:  # a template the C++ runner cannot compose: Python renders it
+        return
+    parts, pkey = c.record(chat, key, Key.CHAT_PARTS)
+    for name in (Key.CHAT_DEFAULT_SYSTEM, Key.CHAT_GENERATION_PROMPT):
+        c.text(parts, pkey, name, max_bytes=Limit.CHAT_BYTES)
+    roles, rkey = c.record(parts, pkey, Key.CHAT_ROLES)
+    for role in ROLES:
+        record, role_key = c.record(roles, rkey, role)
+        for name in (Key.CHAT_PREFIX, Key.CHAT_SUFFIX):
+            c.text(record, role_key, name, max_bytes=Limit.CHAT_BYTES)
 
 
 def _check_module(c: _Checker, name: str, module: dict, key: str) -> None:

@@ -38,6 +38,11 @@ class Key:
     BOS_ID = "bos_id"
     EOS_ID = "eos_id"
     PAD_ID = "pad_id"
+    # The checkpoint's conventions (issue 23). Optional for manifests written before them:
+    # absent add_bos means True and absent eos_ids means [eos_id], what runners did then.
+    ADD_BOS = "add_bos"  # whether generate puts BOS before a text prompt (the tokenizer's own rule)
+    EOS_IDS = "eos_ids"  # every id that ends a generation; eos_id is the first
+    KV_CACHE_BYTES = "kv_cache_bytes"  # float32 K + V buffers of the static cache, all layers
     NUM_VISUAL_TOKENS = "num_visual_tokens"
     BEAM_WIDTH = "beam_width"
     VOCAB_SIZE = "vocab_size"
@@ -65,6 +70,16 @@ class Key:
     KV_CACHE = "kv_cache"
     KV_STYLE = "style"
     EXPORT_SECONDS = "export_seconds"
+    # chat (optional: only a checkpoint with a chat template has it)
+    CHAT = "chat"
+    CHAT_TEMPLATE = "template"  # the Jinja source, rendered by the Python runner
+    CHAT_SPECIAL_TOKENS = "special_tokens"  # {"bos_token": ..., "eos_token": ...}: template variables
+    CHAT_PARTS = "parts"  # the template precompiled for the C++ runner (absent if it does not decompose)
+    CHAT_DEFAULT_SYSTEM = "default_system"  # put first when the first message is not a system one
+    CHAT_ROLES = "roles"  # {role: {"prefix", "suffix"}} around each message's content
+    CHAT_PREFIX = "prefix"
+    CHAT_SUFFIX = "suffix"
+    CHAT_GENERATION_PROMPT = "generation_prompt"
 
 
 BACKENDS = ("executorch", "onnx")
@@ -152,3 +167,5 @@ class Limit:
     DIM = (1 << 31) - 1  # any size, id or count (an int32 in the runners)
     TENSOR_BYTES = 1 << 34  # one clip or one KV-cache buffer, as float32 (16 GiB)
     RANK = 8
+    EOS_IDS = 64  # ids in decode.eos_ids
+    CHAT_BYTES = 1 << 16  # one chat string as UTF-8: the template, a prefix, a special token
