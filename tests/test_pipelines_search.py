@@ -93,3 +93,22 @@ def test_top_k_matches_a_full_sort():
     ties = np.ones((6, 2), np.float32)
     assert top_k(ties, np.ones(2, np.float32), 4)[0].tolist() == [0, 1, 2, 3]  # ties keep index order
     assert len(top_k(matrix[:3], query, 10)[0]) == 3
+
+
+def test_cli_searches_the_vector_index_and_exact_on_request(tiny_exports, tmp_path):
+    video = tmp_path / "v.mp4"
+    demo_video(video, "blue", seconds=8, scenes=2)
+    common = ["--artifacts", str(tiny_exports["int8"]), "--backend", "onnx", "--index", str(tmp_path / "idx.sqlite")]
+    indexed = json.loads(atom_deploy("index", *common, "--beam", "1", "--window", "4", "--stride", "4", "--no-progress",
+                                     "--json", str(video), check=True).stdout)
+    assert indexed["vector_index"]["action"] == "rebuilt" and indexed["vector_index"]["vectors"] == 2
+    ann = atom_deploy("search", *common, "-k", "2", "--json", "a red square", check=True)
+    exact = atom_deploy("search", *common, "-k", "2", "--json", "--exact", "a red square", check=True)
+    ann_payload, exact_payload = json.loads(ann.stdout), json.loads(exact.stdout)
+    assert (ann_payload["search"], exact_payload["search"]) == ("ann", "exact")
+    assert ann_payload["results"] == exact_payload["results"] and ann.stderr == ""
+    for f in (tmp_path / "idx.sqlite.vectors").iterdir():
+        f.unlink()
+    fallback = atom_deploy("search", *common, "-k", "2", "--json", "a red square", check=True)
+    assert json.loads(fallback.stdout)["results"] == exact_payload["results"]
+    assert fallback.stderr.startswith("note: ") and len(fallback.stderr.splitlines()) == 1

@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from atom_deploy.pipelines.indexing import index_videos
+    from atom_deploy.pipelines.vector_index import refresh
 
     show_warnings_as_notes()
     with open_session(args, overlap="auto") as session, open_index(args.index, session) as index:
@@ -28,12 +29,15 @@ def run(args: argparse.Namespace) -> int:
             session, index, args.inputs, args.window, args.stride, args.beam,
             prune=args.prune, progress=args.progress, commit_every=args.commit_every,
         )
+        vectors = refresh(index)  # after every run, killed ones included: the next run catches up
         total = index.count()
     rate = report.clips_added / report.seconds if report.seconds else 0.0
     text = (
         f"indexed {len(report.indexed)} file(s), {report.clips_added} clips in {report.seconds:.1f} s ({rate:.2f} clips/s); "
-        f"{len(report.unchanged)} unchanged; {len(report.pruned)} pruned; {args.index} holds {total} clips"
+        f"{len(report.unchanged)} unchanged; {len(report.pruned)} pruned; {args.index} holds {total} clips; "
+        f"vector index {vectors.action} ({vectors.vectors} vectors, {vectors.seconds:.1f} s)"
     )
-    emit(args, {**report.as_dict(), "index": str(args.index), "total_clips": total}, text)
+    emit(args, {**report.as_dict(), "index": str(args.index), "total_clips": total,
+                "vector_index": {"action": vectors.action, "vectors": vectors.vectors, "seconds": round(vectors.seconds, 3)}}, text)
     report_skipped("index", report.skipped)
     return 1 if report.skipped else 0

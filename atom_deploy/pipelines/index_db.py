@@ -9,6 +9,11 @@ Tables:
     clips   one row per clip window: video path and content sha256, start/end seconds,
             caption, MiniLM embedding (float32 bytes), manifest sha256, creation time.
             UNIQUE(video_path, start_s, end_s): a resumed run can never add a duplicate.
+    clip_log every insert into and delete from clips, written by triggers inside the same
+            transaction: the change feed the vector index (vector_index.py) replays, so
+            it can never disagree with the rows, whatever point a process is killed at.
+            meta 'vectors_seq' names the log position the vector file on disk covers;
+            the log up to it is dropped once that file is in place.
 
 Crash safety: every write is one `BEGIN IMMEDIATE ... COMMIT`; synchronous=FULL in WAL
 mode makes a commit durable before it returns, so a killed process loses at most the
@@ -37,7 +42,7 @@ import numpy as np
 
 from atom_runner.errors import AtomError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2 added clip_log and its triggers; a version-1 index migrates on open
 EMBEDDING_DTYPE = np.float32
 
 _SCHEMA = """
@@ -62,6 +67,20 @@ CREATE TABLE IF NOT EXISTS clips (
     created_at TEXT NOT NULL,
     UNIQUE (video_path, start_s, end_s)
 );
+"""
+
+# AUTOINCREMENT: a log position is never reused, even after the log up to it is dropped.
+# Foreign-key cascades fire these triggers too, so dropping a video logs each of its clips.
+_LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clip_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    clip_id INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'del'))
+);
+CREATE TRIGGER IF NOT EXISTS clips_logged_add AFTER INSERT ON clips
+    BEGIN INSERT INTO clip_log (clip_id, op) VALUES (NEW.id, 'add'); END;
+CREATE TRIGGER IF NOT EXISTS clips_logged_del AFTER DELETE ON clips
+    BEGIN INSERT INTO clip_log (clip_id, op) VALUES (OLD.id, 'del'); END
 """
 
 
@@ -121,6 +140,13 @@ class ClipIndex:
                         ("schema_version", SCHEMA_VERSION), ("manifest_sha256", manifest_sha256), ("artifacts", label),
                     ])
                     meta = {"schema_version": SCHEMA_VERSION, "manifest_sha256": manifest_sha256, "artifacts": label}
+                if meta.get("schema_version") in ("1", SCHEMA_VERSION) and meta.get("manifest_sha256") == manifest_sha256:
+                    # Version 1 had no log: its rows are all in the table, and the vector file,
+                    # absent, is built from the table (vector_index.refresh).
+                    for statement in _LOG_SCHEMA.split(";\n"):
+                        self._db.execute(statement)
+                    self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+                    meta["schema_version"] = SCHEMA_VERSION
         except sqlite3.DatabaseError as exc:
             raise AtomError(f"{self.path} is not a usable index ({exc})") from None
         if mode.lower() != "wal":
@@ -136,6 +162,15 @@ class ClipIndex:
         self.manifest_sha256 = manifest_sha256
 
     # --- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every read inside sees one committed state (WAL: writers go on)."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            self._db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -251,13 +286,62 @@ class ClipIndex:
                 "SELECT id, embedding FROM clips WHERE video_path IN (SELECT value FROM json_each(?)) ORDER BY id",
                 (json.dumps(list(paths)),),
             ).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), EMBEDDING_DTYPE)
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        flat = np.frombuffer(b"".join(r[1] for r in rows), EMBEDDING_DTYPE)
-        if flat.size % len(rows):
-            raise AtomError(f"{self.path}: stored embeddings have mixed sizes (index damaged?)")
-        return ids, flat.reshape(len(rows), -1)
+        return _matrix(self.path, rows)
+
+
+    # --- the change log the vector index replays ------------------------------------------
+
+    def vectors_seq(self) -> int | None:
+        """The log position the vector file covers; None before one was ever written."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'vectors_seq'").fetchone()
+        return int(row[0]) if row else None
+
+    def log_after(self, seq: int) -> list[tuple[int, int, str]]:
+        """(seq, clip_id, op) of every change after `seq`, in order."""
+        return self._db.execute("SELECT seq, clip_id, op FROM clip_log WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+
+    def log_end(self) -> int:
+        """The last log position ever written (0 for none): kept by AUTOINCREMENT after the log is dropped."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'clip_log'").fetchone()
+        return int(row[0]) if row else 0
+
+    def vectors_written(self, seq: int) -> None:
+        """A vector file covering the log up to `seq` is in place: record it, drop that log."""
+        with self.transaction() as db:
+            recorded = self.vectors_seq()
+            if recorded is not None and recorded >= seq:
+                return  # another run recorded a newer file meanwhile
+            db.execute("INSERT INTO meta (key, value) VALUES ('vectors_seq', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(seq),))
+            db.execute("DELETE FROM clip_log WHERE seq <= ?", (seq,))
+
+    def embeddings_by_id(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n] ascending, embeddings [n, dim]) of those of `ids` still stored."""
+        rows = self._db.execute(
+            "SELECT id, embedding FROM clips WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (json.dumps([int(i) for i in ids]),),
+        ).fetchall()
+        return _matrix(self.path, rows)
+
+    def embedding_chunks(self, chunk: int = 100_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, embeddings) in id order, `chunk` rows at a time (call inside snapshot())."""
+        last = -1
+        while True:
+            rows = self._db.execute("SELECT id, embedding FROM clips WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield _matrix(self.path, rows)
+
+
+def _matrix(path: Path, rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), EMBEDDING_DTYPE)
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    flat = np.frombuffer(b"".join(r[1] for r in rows), EMBEDDING_DTYPE)
+    if flat.size % len(rows):
+        raise AtomError(f"{path}: stored embeddings have mixed sizes (index damaged?)")
+    return ids, flat.reshape(len(rows), -1)
 
 
 def _blob(vector: np.ndarray) -> bytes:
