@@ -5,9 +5,12 @@ and kill -9 during an index job followed by a resume."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from contextlib import closing
@@ -298,6 +301,7 @@ def test_sigterm_drains_in_flight_requests(tiny_exports, session, tmp_path):
     server.stop()
 
 
+@pytest.mark.slow  # two server starts and a 30-clip index: about a minute
 def test_kill_9_during_an_index_job_loses_nothing_committed_and_resumes(tiny_exports, videos, tmp_path):
     index_path = tmp_path / "clips.db"
     body = {"inputs": [str(videos["long"])], "window_s": 1.0, "stride_s": 1.0, "commit_every": 1}
@@ -326,3 +330,34 @@ def _rows(index_path: Path, video: Path) -> list[tuple]:
     with closing(sqlite3.connect(index_path)) as db:
         return db.execute("SELECT id, start_s, end_s, caption FROM clips WHERE video_path = ? ORDER BY id",
                           (str(video.resolve()),)).fetchall()
+
+
+def readme_serving_commands() -> list[str]:
+    """The curl lines of the README's Serving section (the server start is the fixture's)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = next((s for s in re.split(r"^(?=## )", text, flags=re.M) if s.startswith("## Serving")), "")
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S) for line in block.splitlines()]
+    # A comment starts at two or more spaces and '#'; no command holds that sequence.
+    return [re.sub(r"\s{2,}#.*$", "", line).strip() for line in lines if "127.0.0.1:8000" in line and "atom-deploy serve" not in line]
+
+
+def test_readme_curl_examples_answer(server, tiny_exports, tmp_path):
+    commands = readme_serving_commands()
+    assert len(commands) >= 12, commands
+    (tmp_path / ".venv").symlink_to(Path(__file__).resolve().parents[1] / ".venv")
+    made = subprocess.run([sys.executable, "-m", "atom_deploy.demo", "try", "--artifacts", str(tiny_exports["int8"])],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    # The README indexes try/ before it starts the server; here the server's own job does it.
+    indexed = server.wait_job(post(server, "/v1/index", {"inputs": [str(tmp_path / "try")]}).json()["id"])
+    assert indexed["state"] == "done", indexed
+    job_id = None
+    for command in commands:
+        command = command.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+        if "/v1/jobs/ID" in command:
+            command = command.replace("/v1/jobs/ID", f"/v1/jobs/{job_id}")
+        out = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.strip(), (command, out.stdout[-500:], out.stderr[-500:])
+        assert '"error":"' not in out.stdout, (command, out.stdout[-500:])  # a job's "error": null is fine
+        if '"id"' in out.stdout:
+            job_id = json.loads(out.stdout)["id"]
