@@ -40,17 +40,27 @@ FloatOut Stepper::step(const std::vector<float>& embeds, int rows, int seq, cons
   return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c), EValue(*r)});
 }
 
-Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefix) {
-  std::vector<float> embeds = s.embed({bos_id}, 1, 1);
-  embeds.insert(embeds.end(), prefix.begin(), prefix.end());
-  if (!prompt.empty()) {
-    std::vector<float> p = s.embed(prompt, 1, int(prompt.size()));
-    embeds.insert(embeds.end(), p.begin(), p.end());
+Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefixes,
+                  int rows) {
+  const size_t dim = size_t(s.dim());
+  std::vector<float> bos = bos_id >= 0 ? s.embed({bos_id}, 1, 1) : std::vector<float>{};
+  std::vector<float> text = prompt.empty() ? std::vector<float>{} : s.embed(prompt, 1, int(prompt.size()));
+  const size_t prefix_floats = prefixes.size() / size_t(rows);
+  const size_t row_floats = bos.size() + prefix_floats + text.size();
+  if (row_floats == 0) throw std::runtime_error("nothing to prefill: no BOS, no prefix and an empty prompt");
+  std::vector<float> embeds;
+  embeds.reserve(size_t(rows) * row_floats);
+  for (int r = 0; r < rows; ++r) {
+    embeds.insert(embeds.end(), bos.begin(), bos.end());
+    embeds.insert(embeds.end(), prefixes.begin() + long(size_t(r) * prefix_floats),
+                  prefixes.begin() + long(size_t(r + 1) * prefix_floats));
+    embeds.insert(embeds.end(), text.begin(), text.end());
   }
-  int length = int(embeds.size() / size_t(s.dim()));
-  std::vector<int64_t> pos(length);
+  int length = int(row_floats / dim);
+  std::vector<int64_t> pos(length), own_rows(rows);
   std::iota(pos.begin(), pos.end(), 0);
-  return {s.step(embeds, 1, length, pos, {0}), length};
+  std::iota(own_rows.begin(), own_rows.end(), 0);
+  return {s.step(embeds, rows, length, pos, own_rows), length};
 }
 
 static int64_t argmax_row(const float* row, int n) {
@@ -60,20 +70,29 @@ static int64_t argmax_row(const float* row, int n) {
   return best;
 }
 
-std::vector<int64_t> greedy(Stepper& s, FloatOut logits, int start_pos, int steps) {
-  std::vector<int64_t> tokens;
+std::vector<std::vector<int64_t>> greedy_rows(Stepper& s, FloatOut logits, int start_pos, int steps) {
+  const int rows = logits.shape[0];
+  std::vector<int64_t> own_rows(rows), chosen(rows);
+  std::iota(own_rows.begin(), own_rows.end(), 0);
+  std::vector<std::vector<int64_t>> tokens(rows);
   int pos = start_pos;
   for (int i = 0; i < steps; ++i) {
     int vocab = logits.shape.back();
-    int64_t token = argmax_row(logits.data.data(), vocab);
-    tokens.push_back(token);
+    for (int r = 0; r < rows; ++r) {
+      chosen[r] = argmax_row(logits.data.data() + size_t(r) * vocab, vocab);
+      tokens[r].push_back(chosen[r]);
+    }
     if (i + 1 < steps) {  // the last token is never fed back
-      std::vector<float> e = s.embed({token}, 1, 1);
-      logits = s.step(e, 1, 1, {pos}, {0});
+      std::vector<float> e = s.embed(chosen, rows, 1);
+      logits = s.step(e, rows, 1, {pos}, own_rows);
       ++pos;
     }
   }
   return tokens;
+}
+
+std::vector<int64_t> greedy(Stepper& s, FloatOut logits, int start_pos, int steps) {
+  return greedy_rows(s, std::move(logits), start_pos, steps).at(0);
 }
 
 // numpy's pairwise summation (contiguous reduction), so the log-sum-exp matches np.sum.
@@ -146,51 +165,76 @@ void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const
   }
 }
 
-BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id, int width) {
+namespace {
+// One group's hypotheses: parallel arrays over its rows.
+struct Beams {
   std::vector<double> sums{0.0};
   std::vector<int64_t> lengths{0};
   std::vector<bool> frozen{false};
   std::vector<std::vector<int64_t>> hyps{{}};
+};
+}  // namespace
+
+std::vector<BeamResult> beam_search_groups(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id,
+                                           int width) {
+  const int groups = logits.shape[0];
+  std::vector<Beams> beams(static_cast<size_t>(groups));
+  int rows_per_group = 1;  // the prefill gave each group one row
   int pos = start_pos;
   std::vector<int64_t> parents, chosen;
   for (int i = 0; i < steps; ++i) {
-    int rows = logits.shape[0], vocab = logits.shape.back();
-    std::vector<double> lp = log_softmax(logits, rows, vocab);
-    beam_select(lp, rows, vocab, sums, lengths, frozen, eos_id, width, parents, chosen);
-    size_t k = parents.size();
-    std::vector<double> nsums(k);
-    std::vector<int64_t> nlengths(k);
-    std::vector<bool> nfrozen(k);
-    std::vector<std::vector<int64_t>> nhyps(k);
-    for (size_t j = 0; j < k; ++j) {
-      int64_t p = parents[j];
-      bool was = frozen[p];
-      nsums[j] = sums[p] + (was ? 0.0 : lp[size_t(p) * vocab + chosen[j]]);
-      nlengths[j] = lengths[p] + (was ? 0 : 1);
-      nfrozen[j] = was || chosen[j] == eos_id;
-      nhyps[j] = hyps[p];
-      nhyps[j].push_back(chosen[j]);
+    const int vocab = logits.shape.back();
+    std::vector<double> lp = log_softmax(logits, logits.shape[0], vocab);
+    std::vector<int64_t> cache_rows, step_tokens;
+    for (int g = 0; g < groups; ++g) {
+      Beams& b = beams[size_t(g)];
+      std::vector<double> group_lp(lp.begin() + long(size_t(g) * rows_per_group * vocab),
+                                   lp.begin() + long(size_t(g + 1) * rows_per_group * vocab));
+      beam_select(group_lp, rows_per_group, vocab, b.sums, b.lengths, b.frozen, eos_id, width, parents, chosen);
+      Beams next;
+      next.sums.resize(parents.size());
+      next.lengths.resize(parents.size());
+      next.frozen.resize(parents.size());
+      next.hyps.resize(parents.size());
+      for (size_t j = 0; j < parents.size(); ++j) {
+        int64_t p = parents[j];
+        bool was = b.frozen[size_t(p)];
+        next.sums[j] = b.sums[size_t(p)] + (was ? 0.0 : group_lp[size_t(p) * vocab + size_t(chosen[j])]);
+        next.lengths[j] = b.lengths[size_t(p)] + (was ? 0 : 1);
+        next.frozen[j] = was || chosen[j] == eos_id;
+        next.hyps[j] = b.hyps[size_t(p)];
+        next.hyps[j].push_back(chosen[j]);
+        cache_rows.push_back(int64_t(g) * rows_per_group + p);
+        step_tokens.push_back(chosen[j]);
+      }
+      b = std::move(next);
     }
-    sums.swap(nsums);
-    lengths.swap(nlengths);
-    frozen.swap(nfrozen);
-    hyps.swap(nhyps);
     if (i + 1 < steps) {
-      std::vector<float> e = s.embed(chosen, int(k), 1);
-      logits = s.step(e, int(k), 1, {pos}, parents, i ? start_pos : 0);
+      const int rows = int(step_tokens.size());
+      std::vector<float> e = s.embed(step_tokens, rows, 1);
+      logits = s.step(e, rows, 1, {pos}, cache_rows, i ? start_pos : 0);
       ++pos;
     }
+    rows_per_group = width;
   }
-  size_t best = 0;
-  double best_score = sums[0] / double(lengths[0]);
-  for (size_t j = 1; j < sums.size(); ++j) {
-    double f = sums[j] / double(lengths[j]);
-    if (f > best_score) {
-      best = j;
-      best_score = f;
+  std::vector<BeamResult> results;
+  for (const Beams& b : beams) {
+    size_t best = 0;
+    double best_score = b.sums[0] / double(b.lengths[0]);
+    for (size_t j = 1; j < b.sums.size(); ++j) {
+      double f = b.sums[j] / double(b.lengths[j]);
+      if (f > best_score) {  // first maximum: the lowest row wins ties
+        best = j;
+        best_score = f;
+      }
     }
+    results.push_back({b.hyps[best], best_score});
   }
-  return {hyps[best], best_score};
+  return results;
+}
+
+BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id, int width) {
+  return beam_search_groups(s, std::move(logits), start_pos, steps, eos_id, width).at(0);
 }
 
 std::vector<int64_t> trim_after_eos(const std::vector<int64_t>& tokens, int64_t eos_id) {
@@ -198,8 +242,8 @@ std::vector<int64_t> trim_after_eos(const std::vector<int64_t>& tokens, int64_t 
   return std::vector<int64_t>(tokens.begin(), it);
 }
 
-int prompt_room(int max_context, int prefix_len, int steps) {
-  int room = max_context - 1 - prefix_len - steps;
+int prompt_room(int max_context, int prefix_len, int steps, bool bos) {
+  int room = max_context - (bos ? 1 : 0) - prefix_len - steps;
   if (room < 0)
     throw std::runtime_error(std::to_string(steps) + " steps + " + std::to_string(prefix_len) +
                              " prefix tokens do not fit the context of " + std::to_string(max_context));

@@ -28,18 +28,27 @@ class Stepper {
 };
 
 struct Prefilled {
-  FloatOut logits;  // [1, V]
+  FloatOut logits;  // [rows, V]
   int next_pos;
 };
 
-// prefix: [n_vis * dim] floats or empty.
-Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefix);
+// prefixes: `rows` visual prefixes [rows * n_vis * dim] (empty: one text-only row); each
+// row is [BOS] + its prefix + the prompt, all in one call. bos_id < 0: no BOS.
+Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefixes,
+                  int rows = 1);
+// Every row of logits [rows, V] continues greedily on its own cache row.
+std::vector<std::vector<int64_t>> greedy_rows(Stepper& s, FloatOut logits, int start_pos, int steps);
 std::vector<int64_t> greedy(Stepper& s, FloatOut logits, int start_pos, int steps);
 
 struct BeamResult {
   std::vector<int64_t> tokens;  // untrimmed, `steps` long
   double score;
 };
+// One beam search per row of the prefill's logits [groups, V], in one batch of
+// groups x width cache rows; a group's hypotheses are ranked and reordered only among
+// themselves (decoding/beam.py beam_search_groups).
+std::vector<BeamResult> beam_search_groups(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id,
+                                           int width);
 BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id, int width);
 
 // One beam selection over [rows, V] float64 log-probs; exposed for tests of the ranking rule.
@@ -52,6 +61,6 @@ void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const
 std::vector<int64_t> reorder_positions(const std::vector<int64_t>& cache_index, int64_t start, int64_t shared_until);
 
 std::vector<int64_t> trim_after_eos(const std::vector<int64_t>& tokens, int64_t eos_id);
-int prompt_room(int max_context, int prefix_len, int steps);  // throws if negative
+int prompt_room(int max_context, int prefix_len, int steps, bool bos = true);  // throws if negative
 
 }  // namespace atom

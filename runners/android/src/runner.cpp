@@ -67,23 +67,50 @@ std::vector<float> Runner::encode(const std::vector<float>& clip) {
   return std::move(out.data);
 }
 
-Decoded Runner::decode(const std::vector<int64_t>& prompt_in, const std::vector<float>& prefix, int beam, int steps) {
-  require(decoder_.get(), "decoder");
-  if (beam < 1 || beam > m_.max_batch)
-    throw std::runtime_error("beam must be between 1 and " + std::to_string(m_.max_batch) + ", got " +
+static void check_beam(int beam, int max_batch) {
+  if (beam < 1 || beam > max_batch)
+    throw std::runtime_error("beam must be between 1 and " + std::to_string(max_batch) + ", got " +
                              std::to_string(beam));
+}
+
+int Runner::clips_per_batch(int beam) const {
+  check_beam(beam, m_.max_batch);
+  return m_.max_batch / beam;
+}
+
+Decoded Runner::decode(const std::vector<int64_t>& prompt, const std::vector<float>& prefix, int beam, int steps) {
+  return decode_batch(prompt, prefix, 1, beam, steps).at(0);
+}
+
+std::vector<Decoded> Runner::decode_batch(const std::vector<int64_t>& prompt_in, const std::vector<float>& prefixes,
+                                          int rows, int beam, int steps) {
+  require(decoder_.get(), "decoder");
+  check_beam(beam, m_.max_batch);
+  if (rows < 1 || rows * beam > m_.max_batch)
+    throw std::runtime_error(std::to_string(rows) + " prompts at beam " + std::to_string(beam) + " need " +
+                             std::to_string(rows * beam) + " KV-cache rows; the export has " +
+                             std::to_string(m_.max_batch));
   if (steps < 1) throw std::runtime_error("steps must be at least 1");
-  int prefix_len = int(prefix.size() / size_t(m_.dim));
+  int prefix_len = int(prefixes.size() / size_t(rows) / size_t(m_.dim));
   int room = prompt_room(m_.max_context, prefix_len, steps);
   std::vector<int64_t> prompt = prompt_in;
   if (int(prompt.size()) > room) prompt.resize(size_t(room));  // same truncation as the Python runner
-  Prefilled p = prefill(*stepper_, m_.bos_id, prompt, prefix);
-  std::vector<int64_t> tokens = beam == 1 ? greedy(*stepper_, p.logits, p.next_pos, steps)
-                                          : beam_search(*stepper_, p.logits, p.next_pos, steps, m_.eos_id, beam).tokens;
-  Decoded d;
-  d.tokens = trim_after_eos(tokens, m_.eos_id);
-  d.text = bpe_->decode(d.tokens, special_);
-  return d;
+  Prefilled p = prefill(*stepper_, m_.bos_id, prompt, prefixes, rows);
+  std::vector<std::vector<int64_t>> tokens;
+  if (beam == 1) {
+    tokens = greedy_rows(*stepper_, p.logits, p.next_pos, steps);
+  } else {
+    for (BeamResult& b : beam_search_groups(*stepper_, p.logits, p.next_pos, steps, m_.eos_id, beam))
+      tokens.push_back(std::move(b.tokens));
+  }
+  std::vector<Decoded> out;
+  for (const auto& row : tokens) {
+    Decoded d;
+    d.tokens = trim_after_eos(row, m_.eos_id);
+    d.text = bpe_->decode(d.tokens, special_);
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 Decoded Runner::generate(const std::string& prompt, int beam, int steps) {

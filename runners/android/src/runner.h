@@ -30,6 +30,11 @@ class Runner {
   std::vector<float> read_clip(const std::string& path) const;  // checks size and finiteness
   std::vector<float> encode(const std::vector<float>& clip);     // -> visual prefix [N_vis * dim]
   Decoded decode(const std::vector<int64_t>& prompt, const std::vector<float>& prefix, int beam, int steps);
+  // `decode` for `rows` visual prefixes at once ([rows * N_vis * dim]): rows x beam KV-cache
+  // rows, one decode step for all of them (Session.decode_batch).
+  std::vector<Decoded> decode_batch(const std::vector<int64_t>& prompt, const std::vector<float>& prefixes, int rows,
+                                    int beam, int steps);
+  int clips_per_batch(int beam) const;  // how many clips decode together at this beam
   Decoded generate(const std::string& prompt, int beam, int steps);
   std::vector<std::vector<float>> embed(const std::vector<std::string>& texts);
 

@@ -40,39 +40,45 @@ std::string decoded_json(const Decoded& d) {
 std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
                                    CaptionTimings& t) {
   auto t0 = Clock::now();
-  int steps = r.manifest().decode_steps;
-  std::vector<Decoded> out;
-  auto encode_one = [&r](const std::string& path, double* seconds) {
-    auto s = Clock::now();
-    std::vector<float> prefix = r.encode(r.read_clip(path));
-    *seconds = since(s);
-    return prefix;
-  };
+  const int steps = r.manifest().decode_steps;
+  const size_t batch = size_t(r.clips_per_batch(beam));
   std::vector<double> enc_seconds(clips.size(), 0.0);
-  if (!overlap) {
-    for (size_t i = 0; i < clips.size(); ++i) {
-      std::vector<float> prefix = encode_one(clips[i], &enc_seconds[i]);
+  // Encodes clips [first, first + batch) into one block of visual prefixes.
+  auto encode_batch = [&r, &clips, &enc_seconds, batch](size_t first) {
+    std::vector<float> prefixes;
+    for (size_t i = first; i < std::min(clips.size(), first + batch); ++i) {
       auto s = Clock::now();
-      out.push_back(r.decode({}, prefix, beam, steps));
-      t.decode += since(s);
+      std::vector<float> prefix = r.encode(r.read_clip(clips[i]));
+      enc_seconds[i] = since(s);
+      prefixes.insert(prefixes.end(), prefix.begin(), prefix.end());
     }
+    return prefixes;
+  };
+  std::vector<Decoded> out;
+  auto decode_batch = [&](size_t first, const std::vector<float>& prefixes) {
+    int rows = int(std::min(clips.size(), first + batch) - first);
+    auto s = Clock::now();
+    for (Decoded& d : r.decode_batch({}, prefixes, rows, beam, steps)) out.push_back(std::move(d));
+    t.decode += since(s);
+  };
+  if (!overlap) {
+    for (size_t first = 0; first < clips.size(); first += batch) decode_batch(first, encode_batch(first));
   } else {
-    // std::async(launch::async) runs on its own std::thread and carries exceptions back.
+    // The encoder works on the next batch while this one decodes. std::async(launch::async)
+    // runs on its own std::thread and carries exceptions back.
     std::future<std::vector<float>> pending;
-    if (!clips.empty()) pending = std::async(std::launch::async, encode_one, clips[0], &enc_seconds[0]);
-    for (size_t i = 0; i < clips.size(); ++i) {
+    if (!clips.empty()) pending = std::async(std::launch::async, encode_batch, size_t(0));
+    for (size_t first = 0; first < clips.size(); first += batch) {
       auto w = Clock::now();
-      std::vector<float> prefix = pending.get();  // rethrows the encoder's error
+      std::vector<float> prefixes = pending.get();  // rethrows the encoder's error
       t.encode_wait += since(w);
-      if (i + 1 < clips.size()) pending = std::async(std::launch::async, encode_one, clips[i + 1], &enc_seconds[i + 1]);
-      auto s = Clock::now();
+      if (first + batch < clips.size()) pending = std::async(std::launch::async, encode_batch, first + batch);
       try {
-        out.push_back(r.decode({}, prefix, beam, steps));
+        decode_batch(first, prefixes);
       } catch (...) {
         if (pending.valid()) pending.wait();
         throw;
       }
-      t.decode += since(s);
     }
   }
   t.encode = std::accumulate(enc_seconds.begin(), enc_seconds.end(), 0.0);

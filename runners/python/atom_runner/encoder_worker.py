@@ -1,7 +1,7 @@
 """The resident encoder process behind ProcessEncoder: load once, then encode on request.
 
 Protocol, one line each way: the parent sends a ticket number (or `quit`); the worker
-reads the clip from shared-memory slot ticket % SLOTS, writes the prefix to the same
+reads the clip from shared-memory slot ticket % slots, writes the prefix to the same
 slot of the output block and answers `done <ticket>` (or `error <ticket> <message>`),
 in the order the tickets came. The first line it writes is `ready <load seconds>` (or
 `error <message>` when the module did not load).
@@ -34,15 +34,15 @@ def main() -> int:
     except Exception as exc:
         print(f"error {_first_line(exc)}", file=out, flush=True)
         return 1
-    clip_shape, prefix_shape = tuple(spec["clip_shape"]), tuple(spec["prefix_shape"])
+    clip_shape, prefix_shape, slots = tuple(spec["clip_shape"]), tuple(spec["prefix_shape"]), spec["slots"]
     for line in sys.stdin:
         command = line.strip()
         if command == "quit":
             break
         try:
             ticket = int(command)
-            clip = slot(clips, clip_shape, ticket)
-            slot(prefixes, prefix_shape, ticket)[...] = module.run(Entry.FORWARD, [clip])[0]
+            clip = slot(clips, clip_shape, ticket, slots)
+            slot(prefixes, prefix_shape, ticket, slots)[...] = module.run(Entry.FORWARD, [clip])[0]
             print(f"done {ticket}", file=out, flush=True)
         except Exception as exc:  # the answer names the ticket it belongs to (the command as sent)
             print(f"error {command} {_first_line(exc)}", file=out, flush=True)

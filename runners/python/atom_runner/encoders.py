@@ -31,8 +31,6 @@ from atom_runner.errors import AtomError
 from atom_runner.runtimes import LoadedModule
 from atom_runner.schema import Entry
 
-SLOTS = 2  # clips in flight: the one being encoded and the one waiting for the decoder
-
 
 class InlineEncoder:
     def __init__(self, module: LoadedModule):
@@ -85,8 +83,12 @@ class ProcessEncoder:
     ticket's answer is read and dropped, so nothing is ever left in the pipe.
     """
 
-    def __init__(self, backend: str, path: Path, clip_shape: list[int], prefix_shape: list[int], threads: int = 1):
+    def __init__(
+        self, backend: str, path: Path, clip_shape: list[int], prefix_shape: list[int], threads: int = 1, slots: int = 2
+    ):
+        """slots: clips in flight, at least 2 (the one being encoded and one waiting for the decoder)."""
         self._clip_shape, self._prefix_shape = tuple(clip_shape), tuple(prefix_shape)
+        self._slots = max(2, slots)
         self._next = 0  # the next ticket
         self._answered = 0  # tickets below this have had their answer read from the pipe
         self._answers: dict[int, np.ndarray | str] = {}  # read, not yet collected: prefix or error
@@ -95,12 +97,12 @@ class ProcessEncoder:
         self._closed = False
         self._clips = self._prefixes = self._process = None
         try:  # a failure here must not leave shared memory or a process behind
-            self._clips = SharedMemory(create=True, size=4 * math.prod(clip_shape) * SLOTS)
-            self._prefixes = SharedMemory(create=True, size=4 * math.prod(prefix_shape) * SLOTS)
+            self._clips = SharedMemory(create=True, size=4 * math.prod(clip_shape) * self._slots)
+            self._prefixes = SharedMemory(create=True, size=4 * math.prod(prefix_shape) * self._slots)
             spec = {
                 "backend": backend, "path": str(path), "threads": threads,
                 "clips": self._clips.name, "prefixes": self._prefixes.name,
-                "clip_shape": list(clip_shape), "prefix_shape": list(prefix_shape),
+                "clip_shape": list(clip_shape), "prefix_shape": list(prefix_shape), "slots": self._slots,
             }
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "atom_runner.encoder_worker", json.dumps(spec)],
@@ -120,10 +122,10 @@ class ProcessEncoder:
     def submit(self, clip: np.ndarray) -> int:
         with self._lock:
             ticket = self._next
-            # The clip goes into the slot of ticket - SLOTS: that one must be answered first.
-            while self._answered <= ticket - SLOTS:
+            # The clip goes into the slot of ticket - slots: that one must be answered first.
+            while self._answered <= ticket - self._slots:
                 self._read_answer()
-            slot(self._clips, self._clip_shape, ticket)[...] = clip
+            slot(self._clips, self._clip_shape, ticket, self._slots)[...] = clip
             self._send(str(ticket))
             self._next += 1
         return ticket
@@ -178,7 +180,7 @@ class ProcessEncoder:
         if ticket in self._discarded:
             self._discarded.discard(ticket)
         elif status == "done":
-            self._answers[ticket] = slot(self._prefixes, self._prefix_shape, ticket).copy()
+            self._answers[ticket] = slot(self._prefixes, self._prefix_shape, ticket, self._slots).copy()
         else:
             self._answers[ticket] = message
 
@@ -197,7 +199,7 @@ class ProcessEncoder:
         return status, payload
 
 
-def slot(shm: SharedMemory, shape: tuple, ticket: int) -> np.ndarray:
-    """The float32 array for `ticket` inside a shared-memory block of SLOTS arrays."""
+def slot(shm: SharedMemory, shape: tuple, ticket: int, slots: int) -> np.ndarray:
+    """The float32 array for `ticket` inside a shared-memory block of `slots` arrays."""
     size = math.prod(shape)
-    return np.ndarray(shape, np.float32, shm.buf, offset=4 * size * (ticket % SLOTS))
+    return np.ndarray(shape, np.float32, shm.buf, offset=4 * size * (ticket % slots))

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
+from atom_runner.decoding import DecoderStepper, beam_search_groups, greedy_rows, prefill, prompt_room, trim_after_eos
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import open_artifacts
@@ -98,29 +98,44 @@ class Session:
     def caption(
         self, clips: np.ndarray | list[np.ndarray], beam: int = 4, steps: int | None = None
     ) -> str | list[str]:
-        """steps: decode steps (default: the manifest's fixed count, the paper's 23)."""
+        """steps: decode steps (default: the manifest's fixed count, the paper's 23). A list
+        decodes `clips_per_batch(beam)` clips at a time, as `caption_stream` does."""
         if isinstance(clips, list):
             return list(self.caption_stream(clips, beam=beam, steps=steps))
         steps = self._checked_decode(beam, steps)
         return self._decode_text([], self.encode(clips), beam, steps, "caption")
 
-    def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None) -> Iterator[str]:
-        """Captions in order; the encoder works on clip i+1 while clip i is decoded.
+    def caption_stream(
+        self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None, batch: int | None = None
+    ) -> Iterator[str]:
+        """Captions in order. Clips decode in batches of `batch` (default and most:
+        `clips_per_batch(beam)`), each decode step reading the weights once for the whole
+        batch, while the encoder works on the next batch's clips. batch=1 gives the first
+        caption soonest.
 
-        Closing the stream early (break, an exception) discards the clip still at the
+        Closing the stream early (break, an exception) discards the clips still at the
         encoder, so the next call finds the session as it was."""
         steps = self._checked_decode(beam, steps)
+        most = self.clips_per_batch(beam)
+        batch = most if batch is None else batch
+        if not 1 <= batch <= most:
+            raise AtomError(f"batch must be between 1 and {most} clips at beam {beam}, got {batch}")
         waiting: deque = deque()  # encoder tickets submitted, not yet collected
         try:
             for clip in clips:
                 waiting.append(self.encoder.submit(self._check_clip(clip)))
-                if len(waiting) > 1:
-                    yield self._caption_ticket(waiting.popleft(), beam, steps)
+                if len(waiting) >= 2 * batch:  # this batch encoded or encoding, the next one queued behind it
+                    yield from self._caption_tickets([waiting.popleft() for _ in range(batch)], beam, steps)
             while waiting:
-                yield self._caption_ticket(waiting.popleft(), beam, steps)
+                yield from self._caption_tickets([waiting.popleft() for _ in range(min(batch, len(waiting)))], beam, steps)
         finally:
             for ticket in waiting:
                 self.encoder.discard(ticket)
+
+    def clips_per_batch(self, beam: int) -> int:
+        """How many clips decode together: each takes `beam` of the exported KV-cache rows."""
+        self._checked_decode(beam, None)
+        return self.max_batch // beam
 
     def generate(self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1) -> str:
         """Text-only mode on the same decoder (scripts, summaries, answers)."""
@@ -147,8 +162,21 @@ class Session:
     ) -> list[int]:
         """The decode loop on token ids: BOS + prefix + prompt, then exactly `steps` greedy
         (beam 1) or beam-search selections. Untrimmed: EOS and what follows it stay."""
+        return self.decode_batch(prompt_ids, prefix, beam, steps, stage)[0]
+
+    def decode_batch(
+        self, prompt_ids: list[int], prefixes: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
+        stage: str = "decode",
+    ) -> list[list[int]]:
+        """`decode_ids` for several visual prefixes [R, N, D] at once (R x beam cache rows),
+        all after the same prompt. Row r's tokens equal those of decoding it alone, up to
+        the kernels' rounding: each row is its own batch row and its own beam group."""
         steps = self._checked_decode(beam, steps)
-        prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
+        rows = 1 if prefixes is None else int(np.asarray(prefixes).shape[0])
+        if rows * beam > self.max_batch:
+            raise AtomError(f"{rows} prompts at beam {beam} need {rows * beam} KV-cache rows; "
+                            f"the export has {self.max_batch} (export --max-batch)")
+        prefix_len = 0 if prefixes is None else int(np.asarray(prefixes).shape[1])
         room = prompt_room(self.max_context, prefix_len, steps)
         if len(prompt_ids) > room:
             warnings.warn(
@@ -157,11 +185,10 @@ class Session:
             )
             prompt_ids = prompt_ids[:room]
         with self._decoder_lock, self.stats.timed(stage):
-            self._stepper.reset()
-            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefix)
+            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefixes)
             if beam == 1:
-                return greedy(self._stepper, logits, pos, steps)
-            return beam_search(self._stepper, logits, pos, steps, self.eos_id, beam).tokens
+                return greedy_rows(self._stepper, logits, pos, steps)
+            return [result.tokens for result in beam_search_groups(self._stepper, logits, pos, steps, self.eos_id, beam)]
 
     def new_stepper(self) -> DecoderStepper:
         """A stepper with its own KV cache on this session's decoder, for callers that drive
@@ -198,10 +225,19 @@ class Session:
             raise AtomError(f"steps must be at least 1, got {steps}")
         return steps
 
-    def _caption_ticket(self, ticket, beam: int, steps: int) -> str:
-        with self.stats.timed("encode_wait"):
-            prefix = self.encoder.result(ticket)
-        return self._decode_text([], prefix, beam, steps, "caption")
+    def _caption_tickets(self, tickets: list, beam: int, steps: int) -> list[str]:
+        prefixes = []
+        try:
+            with self.stats.timed("encode_wait"):
+                for ticket in tickets:
+                    prefixes.append(self.encoder.result(ticket))
+        except BaseException:  # the failed ticket is collected; the rest of the batch must not linger
+            for ticket in tickets[len(prefixes) + 1 :]:
+                self.encoder.discard(ticket)
+            raise
+        prefixes = np.concatenate(prefixes)
+        rows = self.decode_batch([], prefixes, beam, steps, "caption")
+        return [self.tokenizer.decode(trim_after_eos(tokens, self.eos_id)) for tokens in rows]
 
     def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, stage: str) -> str:
         tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
@@ -228,7 +264,9 @@ class Session:
         if self.overlap == "process":
             spec = self.manifest.module(Module.VIDEO_ENCODER)[Key.ENTRY_POINTS][Entry.FORWARD]
             prefix_shape = spec[Key.OUTPUTS][0][Key.SHAPE]
-            encoder = ProcessEncoder(self.backend, files[Entry.FORWARD], list(self.clip_shape), prefix_shape, threads or 1)
+            # Two batches in flight: the one the decoder waits for and the next, encoding behind it.
+            encoder = ProcessEncoder(self.backend, files[Entry.FORWARD], list(self.clip_shape), prefix_shape,
+                                     threads or 1, slots=2 * self.max_batch)
             self.stats.record_load(Module.VIDEO_ENCODER, encoder.load_seconds)
             self.stats.worker_start_seconds = encoder.start_seconds
             return encoder

@@ -11,6 +11,8 @@ Rules (the C++ runner mirrors them one for one):
 - Each step ranks all candidates [K, V] by normalized score with a stable sort (ties go
   to the lower row, then the lower token id) and keeps the top K.
 - Exactly `steps` selections run: no early exit. With K = 1 this is greedy decoding.
+- Several prompts of one length may search together (`beam_search_groups`): each owns K
+  consecutive rows, and its hypotheses are ranked and reordered only among themselves.
 """
 
 from __future__ import annotations
@@ -96,25 +98,43 @@ def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:k]
 
 
+def beam_search_groups(
+    stepper: DecoderStepper, logits: np.ndarray, start_pos: int, steps: int, eos_id: int, width: int = 4
+) -> list[BeamResult]:
+    """One beam search per row of the prefill's logits [G, V], all G decoded in one batch of
+    G x width cache rows. Group g owns rows g*width .. g*width+width-1 and its hypotheses
+    are ranked and reordered only among themselves, so its result does not depend on
+    which groups shared the batch."""
+    groups = logits.shape[0]
+    sums = np.zeros((groups, 1))
+    lengths = np.zeros((groups, 1), dtype=np.int64)
+    frozen = np.zeros((groups, 1), dtype=bool)
+    tokens = np.zeros((groups, 1, 0), dtype=np.int64)
+    rows_per_group = 1  # the prefill gave each group one row
+    pos = start_pos
+    for i in range(steps):
+        picks = [
+            select(logits[g * rows_per_group : (g + 1) * rows_per_group], sums[g], lengths[g], frozen[g], eos_id, width)
+            for g in range(groups)
+        ]
+        parents, chosen, logprobs = (np.stack(part) for part in zip(*picks))  # each [G, width]
+        was_frozen = np.take_along_axis(frozen, parents, axis=1)
+        sums = np.take_along_axis(sums, parents, axis=1) + np.where(was_frozen, 0.0, logprobs)
+        lengths = np.take_along_axis(lengths, parents, axis=1) + (~was_frozen)
+        frozen = was_frozen | (chosen == eos_id)
+        tokens = np.concatenate([np.take_along_axis(tokens, parents[:, :, None], axis=1), chosen[:, :, None]], axis=2)
+        if i + 1 < steps:
+            cache_rows = (np.arange(groups)[:, None] * rows_per_group + parents).reshape(-1)
+            embeds = stepper.embed(chosen.reshape(-1, 1))
+            logits = stepper.step(embeds, np.array([pos], dtype=np.int64), cache_rows, shared_until=start_pos if i else 0)
+            pos += 1
+        rows_per_group = width
+    final = sums / lengths
+    best = np.argmax(final, axis=1)  # first maximum: the lowest row wins ties
+    return [BeamResult([int(t) for t in tokens[g, best[g]]], float(final[g, best[g]])) for g in range(groups)]
+
+
 def beam_search(
     stepper: DecoderStepper, logits: np.ndarray, start_pos: int, steps: int, eos_id: int, width: int = 4
 ) -> BeamResult:
-    sums = np.zeros(1)
-    lengths = np.zeros(1, dtype=np.int64)
-    frozen = np.zeros(1, dtype=bool)
-    tokens = np.zeros((1, 0), dtype=np.int64)
-    pos = start_pos
-    for i in range(steps):
-        parents, chosen, logprobs = select(logits, sums, lengths, frozen, eos_id, width)
-        was_frozen = frozen[parents]
-        sums = sums[parents] + np.where(was_frozen, 0.0, logprobs)
-        lengths = lengths[parents] + (~was_frozen)
-        frozen = was_frozen | (chosen == eos_id)
-        tokens = np.concatenate([tokens[parents], chosen[:, None]], axis=1)
-        if i + 1 < steps:
-            embeds = stepper.embed(chosen[:, None])
-            logits = stepper.step(embeds, np.array([pos], dtype=np.int64), parents, shared_until=start_pos if i else 0)
-            pos += 1
-    final = sums / lengths
-    best = int(np.argmax(final))  # first maximum: the lowest row wins ties
-    return BeamResult([int(t) for t in tokens[best]], float(final[best]))
+    return beam_search_groups(stepper, logits, start_pos, steps, eos_id, width)[0]

@@ -1,4 +1,9 @@
-"""Prefill: BOS + optional visual prefix + prompt tokens, in one decoder call."""
+"""Prefill: [BOS] + optional visual prefix + prompt tokens, in one decoder call.
+
+Several requests prefill together when they share the prompt length: one row each, the
+same positions for every row (the contract carries one position vector per call).
+Captions qualify: BOS, a visual prefix of fixed length, no prompt tokens.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,33 @@ from atom_runner.decoding.stepper import DecoderStepper
 from atom_runner.errors import AtomError
 
 
-def prompt_room(max_context: int, prefix_len: int, steps: int) -> int:
+def prompt_room(max_context: int, prefix_len: int, steps: int, bos: bool = True) -> int:
     """How many prompt tokens fit beside BOS, the visual prefix and `steps` generated tokens."""
-    room = max_context - 1 - prefix_len - steps
+    room = max_context - int(bos) - prefix_len - steps
     if room < 0:
         raise AtomError(f"{steps} steps + {prefix_len} prefix tokens do not fit the context of {max_context}")
     return room
 
 
 def prefill(
-    stepper: DecoderStepper, bos_id: int, prompt_tokens: list[int], prefix: np.ndarray | None = None
+    stepper: DecoderStepper, bos_id: int | None, prompt_tokens: list[int], prefix: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
-    """Returns the last position's logits [1, V] and the next free cache position."""
-    parts = [stepper.embed(np.array([[bos_id]], dtype=np.int64))]
+    """Starts the stepper's cache afresh. prefix: [R, N, D] visual prefixes, one row each
+    (None: one row, text only); bos_id None: no BOS. The prompt tokens follow in every row.
+
+    Returns the last position's logits [R, V] and the next free cache position."""
+    rows = 1 if prefix is None else int(np.asarray(prefix).shape[0])
+    stepper.reset(rows)
+    parts = []
+    if bos_id is not None:
+        parts.append(stepper.embed(np.array([[bos_id]], dtype=np.int64)))
     if prefix is not None:
-        parts.append(np.asarray(prefix, dtype=np.float32).reshape(1, -1, parts[0].shape[-1]))
+        parts.append(np.asarray(prefix, dtype=np.float32))
     if prompt_tokens:
         parts.append(stepper.embed(np.array([prompt_tokens], dtype=np.int64)))
-    embeds = np.concatenate(parts, axis=1)
+    if not parts:
+        raise AtomError("nothing to prefill: no BOS, no prefix and an empty prompt")
+    embeds = np.concatenate([np.broadcast_to(p, (rows, *p.shape[1:])) for p in parts], axis=1)
     length = embeds.shape[1]
-    logits = stepper.step(embeds, np.arange(length, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    logits = stepper.step(embeds, np.arange(length, dtype=np.int64), np.arange(rows, dtype=np.int64))
     return logits, length

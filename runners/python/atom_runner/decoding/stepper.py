@@ -25,10 +25,11 @@ class DecoderStepper:
         self.cache_shape = list(cache_shape)  # [L, max_batch, Hkv, S_max, Dh]
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, rows: int = 1) -> None:
+        """A fresh cache for `rows` rows (the in-place cache is simply overwritten)."""
         if self.kv_style == KVStyle.EXPLICIT_IO:
             shape = list(self.cache_shape)
-            shape[1] = 1
+            shape[1] = rows
             self._k = np.zeros(shape, dtype=np.float32)
             self._v = np.zeros(shape, dtype=np.float32)
 
