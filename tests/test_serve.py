@@ -290,6 +290,7 @@ def test_sigterm_drains_in_flight_requests(tiny_exports, session, tmp_path):
     deadline = time.monotonic() + 30
     while server.client.get("/healthz").json()["queues"]["decode"] < len(arrays) - 1 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert server.client.get("/healthz").json()["queues"]["decode"] >= 2, "the requests were not in flight at SIGTERM"
     server.signal(signal.SIGTERM)
     for t in threads:
         t.join()

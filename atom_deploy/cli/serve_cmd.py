@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -38,11 +39,32 @@ def run(args: argparse.Namespace) -> int:
         work_queue_limit=args.work_limit, threads=args.threads,
     )
     state = ServerState.open(config, Metrics())  # a bad folder or index: one error line, before listening
-    app = create_app(state)
-    print(f"atom-deploy serve: {state.label} on http://{config.host}:{config.port} (API docs: /docs)", file=sys.stderr, flush=True)
+    try:
+        sock = _listen(config.host, config.port)
+    except BaseException:
+        state.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    print(f"atom-deploy serve: {state.label} on http://{host}:{port} (API docs: /docs)", file=sys.stderr, flush=True)
     # uvicorn owns SIGINT/SIGTERM: stop accepting, finish in-flight requests, then the lifespan closes the
     # state. Afterwards it restores the handler it found and raises the signal again: with this one there,
     # a drained stop exits 0, as a finished command does.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning", access_log=False))
+    server.run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a taken port is one error line (and --port 0 picks one)."""
+    from atom_runner.errors import AtomError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        raise AtomError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
