@@ -16,9 +16,11 @@ def stacked_chart(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     medians = summary["medians"]
-    labels = {"no_reuse": "without reuse\n(sequential)", "atom": "ATOM\n(reuse + overlap)"}
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for x, variant in enumerate(("no_reuse", "atom")):
+    labels = {"no_reuse": "without reuse\n(sequential)", "atom": "ATOM\n(reuse + overlap)",
+              "atom_batched": "ATOM\n+ batching"}
+    variants = [v for v in labels if v in medians]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for x, variant in enumerate(variants):
         seconds = dict(medians[variant]["seconds"])
         if not seconds["encode"]:
             # Overlapped: encoding hides inside the captioning stage, drawn as one bar.
@@ -31,12 +33,14 @@ def stacked_chart(summary: dict, path: Path) -> None:
         ax.text(x, bottom, f"{seconds['assembly_done']:.1f} s", ha="center", va="bottom")
     ratio = summary["ratios"]["assembly_done"]
     load_ratio = summary["ratios"]["load"]
+    batched = summary.get("ratios_batched", {}).get("assembly_done")
     config = summary.get("config", {})
     ax.set_title(
         f"{config.get('model', '')} / {config.get('backend', '')}, {config.get('clips', '?')} clips: "
-        f"assembly ATOM/no-reuse = {ratio:.2f}, loading = {load_ratio:.2f}", fontsize=10,
+        f"assembly ATOM/no-reuse = {ratio:.2f}" + (f", + batching {batched:.2f}" if batched else "")
+        + f", loading = {load_ratio:.2f}", fontsize=10,
     )
-    ax.set_xticks([0, 1], [labels["no_reuse"], labels["atom"]])
+    ax.set_xticks(range(len(variants)), [labels[v] for v in variants])
     ax.set_ylabel("seconds (median)")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()

@@ -5,7 +5,9 @@
 
 Stages: load per module, encoder per clip, prefill (BOS + visual prefix), a decode step
 of a whole greedy decode and of a whole beam-4 decode (selection and cache reorder
-included, per decoder call), MiniLM on a batch of 32 texts.
+included, per decoder call), MiniLM on a batch of 32 texts. Then the decode step against
+the batch rows (1, 2, 4, ... up to the export's KV-cache rows, greedy), and the decoder's
+caption throughput with clips batched as Session.caption batches them, against one at a time.
 Peak RSS is the process high-water mark (VmHWM), so each configuration needs its own process.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from atom_deploy.bench.bandwidth import weight_bytes_per_step
 from atom_deploy.bench.memory import peak_rss_mb
-from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill
+from atom_runner.decoding import DecoderStepper, beam_search, beam_search_groups, greedy, greedy_rows, prefill
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Entry, Key, KVStyle, Module
 
@@ -136,9 +138,59 @@ def measure(folder: Path, backend: str, repeat: int) -> dict:
             modules[Module.MINILM].run(Entry.FORWARD, [ids[start : start + minilm_batch], mask[start : start + minilm_batch]])
 
     result["minilm_batch32_s"] = median_seconds(embed_all, repeat)
+    max_rows = decode[Key.MAX_BATCH]
+    result["step_s_by_rows"] = {
+        str(rows): median_of(batched_step(stepper, decode, prefix, rows), repeat) for rows in batch_rows(max_rows)
+    }
+    result["decode_captions_per_s"] = {
+        f"beam {width}": decode_throughput(stepper, decode, prefix, width, max_rows // width, repeat) for width in (1, 4)
+    }
     result["rss_after_load_mb"] = rss_after_load
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def batch_rows(max_rows: int) -> list[int]:
+    rows = [1]
+    while rows[-1] * 2 <= max_rows:
+        rows.append(rows[-1] * 2)
+    return rows if rows[-1] == max_rows else rows + [max_rows]
+
+
+def batched_step(stepper: DecoderStepper, decode: dict, prefix: np.ndarray, rows: int):
+    """Per decoder call of a whole greedy decode of `rows` clips at once."""
+    prefixes = np.repeat(prefix, rows, axis=0)
+    steps = decode[Key.DECODE_STEPS]
+
+    def run() -> float:
+        first, start = prefill(stepper, decode[Key.BOS_ID], [], prefixes)
+        began = time.perf_counter()
+        greedy_rows(stepper, first, start, steps)
+        return (time.perf_counter() - began) / max(steps - 1, 1)
+
+    return run
+
+
+def decode_throughput(stepper: DecoderStepper, decode: dict, prefix: np.ndarray, width: int, clips: int, repeat: int) -> dict:
+    """Captions per second of the decoder (prefill included, encoder not): `clips` clips in
+    one batch against the same clips one at a time."""
+    steps, bos, eos = decode[Key.DECODE_STEPS], decode[Key.BOS_ID], decode[Key.EOS_ID]
+    clips = max(clips, 1)
+
+    def one_batch(count: int):
+        prefixes = np.repeat(prefix, count, axis=0)
+
+        def run():
+            first, start = prefill(stepper, bos, [], prefixes)
+            if width == 1:
+                greedy_rows(stepper, first, start, steps)
+            else:
+                beam_search_groups(stepper, first, start, steps, eos, width)
+        return run
+
+    alone = median_seconds(one_batch(1), repeat)
+    together = median_seconds(one_batch(clips), repeat)
+    return {"clips": clips, "one_at_a_time": 1 / alone, "batched": clips / together, "ratio": alone * clips / together}
 
 
 if __name__ == "__main__":

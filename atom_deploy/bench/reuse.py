@@ -1,6 +1,8 @@
-"""`atom-deploy bench`: what reuse and overlap buy, in the shape of the paper's Tables 3 and 8.
+"""`atom-deploy bench`: what reuse, overlap and batching buy, in the shape of the paper's Tables 3 and 8.
 
-Both variants get the same clips (rendered once from the demo world at the artifacts'
+Variants: no_reuse (a model per stage, sequential), atom (reuse + overlap, one clip
+decoded at a time) and atom_batched (reuse + overlap + clips sharing decode steps). All
+variants get the same clips (rendered once from the demo world at the artifacts'
 clip shape) and run in fresh processes, interleaved A B A B across repeats so machine
 drift cancels; medians are reported with ATOM / no-reuse ratios.
 """
@@ -22,7 +24,7 @@ from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest, open_artifacts
 from atom_runner.schema import Key
 
-VARIANTS = ("no_reuse", "atom")
+VARIANTS = ("no_reuse", "atom", "atom_batched")
 PROMPT = "make a highlight reel of the moving shapes"
 # (label, key in seconds) rows of the latency table; None marks the paper's end-to-end rows
 LATENCY_ROWS = (
@@ -103,31 +105,48 @@ def summarize(runs: list[dict]) -> dict:
         seconds = {key: statistics.median(r["seconds"].get(key, 0.0) for r in vruns) for _, key in LATENCY_ROWS}
         peaks = {key: statistics.median(r["peak_mb"].get(key, 0.0) for r in vruns) for _, key in MEMORY_ROWS}
         medians[variant] = {"seconds": seconds, "peak_mb": peaks, "loads": vruns[0]["loads"]}
-    ratios = {}
-    for _, key in LATENCY_ROWS:
-        base = medians["no_reuse"]["seconds"][key]
-        ratios[key] = medians["atom"]["seconds"][key] / base if base else None
     peak = {v: max(m["peak_mb"].values()) for v, m in medians.items()}
-    ratios["peak_rss"] = peak["atom"] / peak["no_reuse"]
-    return {"medians": medians, "ratios": ratios, "peak_rss_mb": peak, "runs": runs}
+
+    def ratios_of(variant: str) -> dict:
+        ratios = {}
+        for _, key in LATENCY_ROWS:
+            base = medians["no_reuse"]["seconds"][key]
+            ratios[key] = medians[variant]["seconds"][key] / base if base else None
+        ratios["peak_rss"] = peak[variant] / peak["no_reuse"]
+        return ratios
+
+    return {"medians": medians, "ratios": ratios_of("atom"), "ratios_batched": ratios_of("atom_batched"),
+            "peak_rss_mb": peak, "runs": runs}
 
 
-def table_rows(summary: dict) -> list[tuple[str, str, str, str, str]]:
-    m, ratios = summary["medians"], summary["ratios"]
+TABLE_HEADER = ("metric", "no reuse (s)", "ATOM (s)", "ATOM / no reuse", "ATOM + batching (s)",
+                "ATOM + batching / no reuse")
+
+
+def table_rows(summary: dict) -> list[tuple[str, ...]]:
+    m = summary["medians"]
+    variants = (("atom", summary["ratios"]), ("atom_batched", summary["ratios_batched"]))
     rows = []
     for label, key in LATENCY_ROWS:
-        a, b = m["no_reuse"]["seconds"][key], m["atom"]["seconds"][key]
-        ratio = ratios[key]
-        if key == "worker_start" and not (a or b):
+        base = m["no_reuse"]["seconds"][key]
+        if key == "worker_start" and not (base or any(m[v]["seconds"][key] for v, _ in variants)):
             continue
-        shown_b = "not split" if key in ("encode", "caption") and not b else f"{b:.2f}"  # one stage in ATOM
-        rows.append((label, f"{a:.2f}", shown_b, "" if ratio is None or not b else f"{ratio:.2f}",
-                     "" if ratio is None or not b else f"{100 * (1 - ratio):.1f}%"))
+        row = [label, f"{base:.2f}"]
+        for variant, ratios in variants:
+            value, ratio = m[variant]["seconds"][key], ratios[key]
+            row.append("not split" if key in ("encode", "caption") and not value else f"{value:.2f}")  # one stage in ATOM
+            row.append("" if ratio is None or not value else f"{ratio:.2f}")
+        rows.append(tuple(row))
     for label, key in MEMORY_ROWS:
-        a, b = m["no_reuse"]["peak_mb"][key], m["atom"]["peak_mb"][key]
-        rows.append((label + " (MB)", f"{a:.0f}", f"{b:.0f}", f"{b / a:.3f}" if a else "", ""))
+        base = m["no_reuse"]["peak_mb"][key]
+        row = [label + " (MB)", f"{base:.0f}"]
+        for variant, _ in variants:
+            value = m[variant]["peak_mb"][key]
+            row += [f"{value:.0f}", f"{value / base:.3f}" if base else ""]
+        rows.append(tuple(row))
     p = summary["peak_rss_mb"]
-    rows.append(("peak RSS overall (MB)", f"{p['no_reuse']:.0f}", f"{p['atom']:.0f}", f"{summary['ratios']['peak_rss']:.3f}", ""))
+    rows.append(("peak RSS overall (MB)", f"{p['no_reuse']:.0f}", f"{p['atom']:.0f}", f"{summary['ratios']['peak_rss']:.3f}",
+                 f"{p['atom_batched']:.0f}", f"{summary['ratios_batched']['peak_rss']:.3f}"))
     return rows
 
 
@@ -135,7 +154,7 @@ def write_outputs(summary: dict, out: Path) -> None:
     (out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     with open(out / "bench.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["metric", "no_reuse_s", "atom_s", "atom/no_reuse", "saved"])
+        writer.writerow(["metric", "no_reuse_s", "atom_s", "atom/no_reuse", "atom_batched_s", "atom_batched/no_reuse"])
         writer.writerows(table_rows(summary))
     from atom_deploy.bench.chart import stacked_chart
 

@@ -1,4 +1,4 @@
-"""atom-deploy bench: ATOM (reuse + overlap) vs a sequential pipeline that loads a model per stage."""
+"""atom-deploy bench: ATOM (reuse + overlap, then + batching) vs a sequential pipeline that loads a model per stage."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from atom_deploy.bench.reuse import BenchRequest, run_bench, table_rows
+    from atom_deploy.bench.reuse import TABLE_HEADER, BenchRequest, run_bench, table_rows
     from atom_runner.errors import AtomError
 
     if args.clips < 1 or args.repeat < 1:
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         request = BenchRequest(args.artifacts, args.backend, args.clips, args.repeat, args.beam, args.out, args.overlap)
         summary = run_bench(request)
-    print_table(("metric", "no reuse (s)", "ATOM (s)", "ATOM / no reuse", "saved"), table_rows(summary))
-    loads = {v: summary["medians"][v]["loads"] for v in ("no_reuse", "atom")}
-    print(f"module loads: no reuse {loads['no_reuse']}, ATOM {loads['atom']}")
+    print_table(TABLE_HEADER, table_rows(summary))
+    loads = {v: summary["medians"][v]["loads"] for v in ("no_reuse", "atom", "atom_batched")}
+    print(f"module loads: no reuse {loads['no_reuse']}, ATOM {loads['atom']}, ATOM + batching {loads['atom_batched']}")
     print(f"wrote {args.out / 'bench.json'}, {args.out / 'bench.csv'}, {args.out / 'bench.png'}")
     return 0
 

@@ -66,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
         floor_rows.append((r["backend"], r["quant"], f"{r['weight_bytes_per_step'] / 1e6:.1f}", ms(floor), ms(r["greedy_step_s"]),
                            f"{r['greedy_step_s'] / floor:.2f}", f"{r['beam4_step_s'] / floor:.2f}"))
     print_table(("runtime", "quant", "weight MB / step", "floor ms", "greedy step ms", "greedy / floor", "beam-4 / floor"), floor_rows)
+    print_table(("runtime", "quant", "batch rows", "greedy step ms", "ms per row", "step / 1-row step"), [
+        (r["backend"], r["quant"], rows, ms(step), ms(step / int(rows)), f"{step / r['step_s_by_rows']['1']:.2f}")
+        for r in results for rows, step in r["step_s_by_rows"].items()
+    ])
+    print_table(("runtime", "quant", "decode", "clips per batch", "captions/s one at a time", "captions/s batched", "ratio"), [
+        (r["backend"], r["quant"], name, t["clips"], f"{t['one_at_a_time']:.2f}", f"{t['batched']:.2f}", f"{t['ratio']:.2f}")
+        for r in results for name, t in r["decode_captions_per_s"].items()
+    ])
     cpp = _cpp_rows(args, results) if args.cpp_runner else []
     if cpp:
         print_table(("runner", "folder", "prefill ms", "greedy step ms", "beam-4 step ms", "C++ / Python greedy", "C++ / Python beam-4"), [
