@@ -18,7 +18,9 @@ message is the server's one line, so callers handle it as they handle a local on
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,21 @@ class RemoteSession:
         return self._caption([clips], beam, steps)[0]
 
     def caption_stream(self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None) -> Iterator[str]:
-        """One request per clip, in order: the server batches it with whatever else is waiting."""
-        for clip in clips:
-            yield self._caption([clip], beam, steps)[0]
+        """Captions in order, one request per clip, with as many in flight as one batched decode
+        pass holds (max_batch // beam): the server's queue can then decode them together."""
+        ahead = max(1, self.max_batch // max(1, beam))
+        waiting: deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="atom-client") as pool:
+            try:
+                for clip in clips:
+                    waiting.append(pool.submit(self._caption, [clip], beam, steps))
+                    if len(waiting) >= ahead:
+                        yield waiting.popleft().result()[0]
+                while waiting:
+                    yield waiting.popleft().result()[0]
+            finally:
+                for future in waiting:  # closed early: requests not sent yet are dropped
+                    future.cancel()
 
     def caption_video(self, path: str | Path, start_s: float, end_s: float, beam: int = 4, steps: int | None = None) -> str:
         """A range of a video file on the server's disk."""
