@@ -57,6 +57,16 @@ class DecodeQueue:
         steps = self.check(beam, steps)
         return self._put(_Item(GENERATE, (GENERATE, beam, steps), (prompt, truncate)), admit)
 
+    def check(self, beam: int, steps: int | None) -> int:
+        """The steps to run (None: the manifest's); AtomError for a beam or steps the decoder cannot take."""
+        # Checked here, before queuing, so a bad value is the caller's 400, not a failed group.
+        if not 1 <= beam <= self.session.max_batch:
+            raise AtomError(f"beam must be between 1 and {self.session.max_batch} (the exported KV-cache batch), got {beam}")
+        steps = self.session.decode_steps if steps is None else steps
+        if not 1 <= steps < self.session.max_context:
+            raise AtomError(f"steps must be between 1 and {self.session.max_context - 1} (the decoder's context), got {steps}")
+        return steps
+
     def group_limit(self, beam: int) -> int:
         """The clips one batched decode pass holds at this beam width."""
         return max(1, self.session.max_batch // beam)
@@ -74,16 +84,6 @@ class DecodeQueue:
         self._worker.join()
 
     # --- the worker -------------------------------------------------------------------
-
-    def check(self, beam: int, steps: int | None) -> int:
-        """The steps to run (None: the manifest's); AtomError for a beam or steps the decoder cannot take."""
-        # Checked here, before queuing, so a bad value is the caller's 400, not a failed group.
-        if not 1 <= beam <= self.session.max_batch:
-            raise AtomError(f"beam must be between 1 and {self.session.max_batch} (the exported KV-cache batch), got {beam}")
-        steps = self.session.decode_steps if steps is None else steps
-        if not 1 <= steps < self.session.max_context:
-            raise AtomError(f"steps must be between 1 and {self.session.max_context - 1} (the decoder's context), got {steps}")
-        return steps
 
     def _put(self, item: _Item, admit: bool) -> Future:
         if admit:
