@@ -14,7 +14,7 @@
     metrics.py        Prometheus metrics (requests, latency, queue depth, module loads)
     middleware.py     ASGI middleware: oversized bodies -> 413 before they are read; request metrics
     errors.py         every error mapped to its status code, in one place
-    state.py          what the lifespan builds and closes (Session, queue, pool, jobs, index)
+    state.py          what the server holds (Session, queue, pool, jobs, index): opened before it listens, closed last
     routes_tasks.py   caption, embed, generate, tokenize, search, summarize, ask
     routes_jobs.py    index, assemble, jobs/{id} (GET progress, DELETE cancel)
     routes_ops.py     /healthz, /metrics, /v1/model
