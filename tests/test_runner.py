@@ -17,6 +17,7 @@ from atom_deploy.export.quantize import quantize_eager
 from atom_deploy.model_source import resolve_model
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, trim_after_eos
 from atom_runner.decoding.beam import log_softmax
+from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest
 from atom_runner.schema import Key, KVStyle, Module
 from atom_runner.session import PromptTruncatedWarning, Session
@@ -216,13 +217,16 @@ def test_onnx_runner_needs_no_torch(tiny_exports):
     assert result.stdout.strip() == "False"
 
 
-def test_long_prompt_is_truncated_with_a_warning(sessions):
+def test_long_prompt_is_an_error_or_with_truncate_keeps_its_end(sessions):
     s = sessions[("int8", "onnx")]
+    with pytest.raises(AtomError, match="but 40 fit the exported context of 64 .*--truncate to keep its last 40"):
+        s.generate("word " * 2000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = s.generate("word " * 2000)
-    assert isinstance(text, str)
+        text = s.generate("word " * 2000 + "summary:", truncate=True)
     assert any(issubclass(w.category, PromptTruncatedWarning) for w in caught)
+    ids = s.tokenizer.encode("word " * 2000 + "summary:")
+    assert text == s.tokenizer.decode(trim_after_eos(s.decode_ids(ids[-40:]), s.eos_id))  # the end, cue included
 
 
 def test_auto_overlap_picks_a_mode_that_pays_on_this_model_and_machine(tiny_exports):

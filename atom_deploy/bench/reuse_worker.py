@@ -161,7 +161,7 @@ def atom(
             top = rank(vectors[-1], vectors[:-1], TOP_K)
         meter.seconds["retrieval_done"] = sum(meter.seconds[k] for k in ("load", "captioning", "index"))
         with meter.phase("script", memory="run"):
-            script = session.generate(assembly_input([captions[i] for i in top], prompt))
+            script = session.generate(assembly_input([captions[i] for i in top], prompt), truncate=True)
     return {"captions": captions, "top": top, "script": script}
 
 

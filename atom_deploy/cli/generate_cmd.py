@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from atom_deploy.cli.runner_args import add_session_args, emit, open_session, show_warnings_as_notes
+from atom_runner.errors import AtomError
 from atom_runner.task_formats import assembly_input, qa_input, summary_input
 
 
@@ -29,13 +30,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_session_args(p)
     p.add_argument("--steps", type=int, default=None, help="decode steps (default: the manifest's)")
     p.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
-    p.add_argument("prompt", help="the prompt, in one of the formats below")
+    p.add_argument("--chat", action="store_true",
+                   help="the prompt is a user message, formatted by the checkpoint's chat template (exported from "
+                        "its folder); the answer is the assistant's reply")
+    p.add_argument("--system", default=None, help="with --chat: a system message first (else the template's default)")
+    p.add_argument("--truncate", action="store_true",
+                   help="a prompt longer than the exported context keeps its last tokens (default: an error)")
+    p.add_argument("prompt", help="the prompt, in one of the formats below (or a chat message with --chat)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     show_warnings_as_notes()
+    if args.system is not None and not args.chat:
+        raise AtomError("--system needs --chat")
     with open_session(args) as session:
-        text = session.generate(args.prompt, steps=args.steps, beam=args.beam)
+        if args.chat:
+            system = [] if args.system is None else [{"role": "system", "content": args.system}]
+            messages = [*system, {"role": "user", "content": args.prompt}]
+            text = session.chat(messages, steps=args.steps, beam=args.beam, truncate=args.truncate)
+        else:
+            text = session.generate(args.prompt, steps=args.steps, beam=args.beam, truncate=args.truncate)
     emit(args, {"prompt": args.prompt, "text": text}, text)
     return 0

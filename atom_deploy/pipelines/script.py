@@ -52,7 +52,7 @@ def fitted_prompt(session: Session, captions: Sequence[str], build: Callable[[li
         prompt = build([captions[i] for i in used])
         return prompt, used, len(session.tokenizer.encode(prompt))
 
-    best = attempt(1)  # even one caption may not fit a tiny model: then the Session cuts it and warns
+    best = attempt(1)  # even one caption may not fit a tiny model: then the Session keeps its end (the cue) and warns
     low, high = 2, len(captions)
     while low <= high:  # binary search: tokenizing every candidate would be quadratic on long videos
         middle = (low + high) // 2
@@ -69,7 +69,7 @@ def fitted_prompt(session: Session, captions: Sequence[str], build: Callable[[li
 def ask_decoder(session: Session, captions: Sequence[str], build: Callable[[list[str]], str], choose: Chooser) -> TextAnswer:
     prompt, used, steps = fitted_prompt(session, [clean_caption(c) for c in captions], build, choose)
     # Answers are one line too: shown on a terminal, stored in JSON, parsed as a script.
-    return TextAnswer(clean_caption(session.generate(prompt, steps=steps)), used, prompt)
+    return TextAnswer(clean_caption(session.generate(prompt, steps=steps, truncate=True)), used, prompt)
 
 
 def write_script(session: Session, captions: Sequence[str], request: str) -> TextAnswer:

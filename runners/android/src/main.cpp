@@ -3,13 +3,16 @@
 //   atom_runner caption  --artifacts DIR [--beam 4] [--no-overlap] CLIP.bin...
 //   atom_runner embed    --artifacts DIR TEXT...
 //   atom_runner search   --artifacts DIR --query TEXT (--embeddings FILE.bin | TEXT...) [--top K]
-//   atom_runner generate --artifacts DIR [--beam 1] [--steps N] PROMPT
+//   atom_runner generate --artifacts DIR [--beam 1] [--steps N] [--truncate] PROMPT
+//   atom_runner generate --artifacts DIR --chat [--system TEXT] ... MESSAGE   (the chat template's parts)
+//   atom_runner generate --artifacts DIR --messages FILE.json ...             ([{"role", "content"}, ...])
 //   atom_runner pipeline --artifacts DIR --prompt TEXT [--top K] [--beam 4] CLIP.bin...
 //   atom_runner bench    --artifacts DIR [--iters 3] [--beam 4] CLIP.bin...
 //   atom_runner reuse-bench --artifacts DIR --variant no_reuse|atom --prompt TEXT [--beam 4] CLIP.bin...
 //                                  (one run of one `atom-deploy bench --device` variant)
 //   atom_runner latency  --artifacts DIR [--iters 5]    (stage times, as `atom-deploy latency` measures them)
 //   atom_runner tokenize --artifacts DIR (--decoder|--minilm) TEXT...   (token ids, for tests)
+//   atom_runner tokenize --artifacts DIR --messages FILE.json          (a chat prompt's ids, for tests)
 //   atom_runner device-info [--artifacts DIR]   (build, CPU features, kernels used: device_info.h)
 // Any subcommand takes --cpu-disable sme[,...]: the runtime sees a CPU without those features
 // (applied before main by device_info.cpp).
@@ -54,7 +57,8 @@ Args parse(int argc, char** argv) {
   Args a;
   a.cmd = argv[1];
   static const char* kValued[] = {"--artifacts", "--beam", "--steps", "--query", "--embeddings",
-                                  "--top",       "--prompt", "--iters", "--variant", "--cpu-disable"};
+                                  "--top",       "--prompt", "--iters", "--variant", "--cpu-disable",
+                                  "--system",    "--messages"};
   bool options_done = false;
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -68,7 +72,7 @@ Args parse(int argc, char** argv) {
     if (valued) {
       if (i + 1 >= argc) throw std::invalid_argument(s + " needs a value");
       a.opts[s] = argv[++i];
-    } else if (s == "--no-overlap" || s == "--decoder" || s == "--minilm") {
+    } else if (s == "--no-overlap" || s == "--decoder" || s == "--minilm" || s == "--chat" || s == "--truncate") {
       a.flags.push_back(s);
     } else if (s.rfind("--", 0) == 0 && s.size() > 2) {
       throw std::invalid_argument("unknown option " + s);
@@ -140,9 +144,25 @@ int run(const Args& a) {
            ",\"score\":" + std::to_string(ranked[i].second) + "}";
     std::cout << s << "]}\n";
   } else if (a.cmd == "generate") {
-    if (a.positional.size() != 1) throw std::invalid_argument("generate needs exactly one PROMPT");
-    Decoded d = r.generate(a.positional[0], to_int(a.get("--beam", "1"), "--beam"),
-                           to_int(a.get("--steps", std::to_string(m.decode_steps)), "--steps"));
+    const int beam = to_int(a.get("--beam", "1"), "--beam");
+    const int steps = to_int(a.get("--steps", std::to_string(m.decode_steps)), "--steps");
+    const bool truncate = a.flag("--truncate");
+    Decoded d;
+    if (!a.get("--messages").empty()) {
+      if (!a.positional.empty()) throw std::invalid_argument("generate --messages takes no PROMPT");
+      d = r.chat(read_messages(a.get("--messages")), beam, steps, truncate);
+    } else {
+      if (a.positional.size() != 1) throw std::invalid_argument("generate needs exactly one PROMPT");
+      if (a.flag("--chat")) {
+        std::vector<ChatMessage> messages;
+        if (!a.get("--system").empty()) messages.push_back({"system", a.get("--system")});
+        messages.push_back({"user", a.positional[0]});
+        d = r.chat(messages, beam, steps, truncate);
+      } else {
+        if (!a.get("--system").empty()) throw std::invalid_argument("--system needs --chat");
+        d = r.generate(a.positional[0], beam, steps, truncate);
+      }
+    }
     std::cout << decoded_json(d) << "\n";
   } else if (a.cmd == "pipeline") {
     if (a.get("--prompt").empty() || a.positional.empty())
@@ -150,6 +170,10 @@ int run(const Args& a) {
     std::cout << pipeline_json(r, a.positional, a.get("--prompt"), to_int(a.get("--beam", "4"), "--beam"),
                                size_t(to_int(a.get("--top", "3"), "--top")), true)
               << "\n";
+  } else if (!a.get("--messages").empty()) {  // tokenize --messages: the chat prompt's ids
+    Decoded d{r.chat_ids(read_messages(a.get("--messages"))), ""};
+    std::string j = decoded_json(d);
+    std::cout << "{\"ids\":[" << j.substr(10, j.find(']') - 9) << "]}\n";
   } else {  // tokenize: one id list per text
     std::string s = "{\"ids\":[";
     for (size_t i = 0; i < a.positional.size(); ++i) {

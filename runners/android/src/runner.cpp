@@ -30,6 +30,7 @@ Runner::Runner(const std::string& artifacts, unsigned modules) : m_(load_manifes
   bpe_ = std::make_unique<BpeTokenizer>(m_.decoder_tokenizer);
   wordpiece_ = std::make_unique<WordPieceTokenizer>(m_.minilm_tokenizer, m_.minilm_max_seq);
   special_ = {m_.bos_id, m_.eos_id, m_.pad_id};
+  special_.insert(m_.eos_ids.begin(), m_.eos_ids.end());
 }
 
 double Runner::load_seconds(const std::string& module) const {
@@ -78,12 +79,13 @@ int Runner::clips_per_batch(int beam) const {
   return m_.max_batch / beam;
 }
 
-Decoded Runner::decode(const std::vector<int64_t>& prompt, const std::vector<float>& prefix, int beam, int steps) {
-  return decode_batch(prompt, prefix, 1, beam, steps).at(0);
+Decoded Runner::decode(const std::vector<int64_t>& prompt, const std::vector<float>& prefix, int beam, int steps,
+                       bool bos) {
+  return decode_batch(prompt, prefix, 1, beam, steps, bos).at(0);
 }
 
 std::vector<Decoded> Runner::decode_batch(const std::vector<int64_t>& prompt_in, const std::vector<float>& prefixes,
-                                          int rows, int beam, int steps) {
+                                          int rows, int beam, int steps, bool bos) {
   require(decoder_.get(), "decoder");
   check_beam(beam, m_.max_batch);
   if (rows < 1 || rows * beam > m_.max_batch)
@@ -92,10 +94,10 @@ std::vector<Decoded> Runner::decode_batch(const std::vector<int64_t>& prompt_in,
                              std::to_string(m_.max_batch));
   if (steps < 1) throw std::runtime_error("steps must be at least 1");
   int prefix_len = int(prefixes.size() / size_t(rows) / size_t(m_.dim));
-  int room = prompt_room(m_.max_context, prefix_len, steps);
+  int room = prompt_room(m_.max_context, prefix_len, steps, bos);
   std::vector<int64_t> prompt = prompt_in;
   if (int(prompt.size()) > room) prompt.resize(size_t(room));  // same truncation as the Python runner
-  Prefilled p = prefill(*stepper_, m_.bos_id, prompt, prefixes, rows);
+  Prefilled p = prefill(*stepper_, bos ? m_.bos_id : -1, prompt, prefixes, rows);
   std::vector<std::vector<int64_t>> tokens;
   if (beam == 1) {
     tokens = greedy_rows(*stepper_, p.logits, p.next_pos, steps);
@@ -106,15 +108,11 @@ std::vector<Decoded> Runner::decode_batch(const std::vector<int64_t>& prompt_in,
   std::vector<Decoded> out;
   for (const auto& row : tokens) {
     Decoded d;
-    d.tokens = trim_after_eos(row, m_.eos_id);
+    d.tokens = trim_after_any_eos(row, m_.eos_ids);
     d.text = bpe_->decode(d.tokens, special_);
     out.push_back(std::move(d));
   }
   return out;
-}
-
-Decoded Runner::generate(const std::string& prompt, int beam, int steps) {
-  return decode(bpe_->encode(prompt), {}, beam, steps);
 }
 
 std::vector<std::vector<float>> Runner::embed(const std::vector<std::string>& texts) {

@@ -28,6 +28,7 @@ from atom_runner.decoding import DecoderStepper, beam_search_groups, greedy_rows
 from atom_runner.encoders import InlineEncoder, ProcessEncoder, ThreadEncoder
 from atom_runner.errors import AtomError
 from atom_runner.manifest import open_artifacts
+from atom_runner.prompts import TextConventions, fit_prompt
 from atom_runner.runtimes import LoadedModule, import_runtime, load_module, set_executorch_threads
 from atom_runner.schema import Entry, Key, Module, TokenizerName
 from atom_runner.signature import check_links, check_modules
@@ -56,6 +57,7 @@ class Session:
         self.bos_id, self.eos_id = decode[Key.BOS_ID], decode[Key.EOS_ID]
         self.max_context: int = decode[Key.MAX_CONTEXT]
         self.max_batch: int = decode[Key.MAX_BATCH]
+        self.conventions = TextConventions.from_manifest(self.manifest.data)  # BOS rule, EOS ids, chat
         self.clip_shape = tuple(self.manifest.data[Key.CLIP][Key.SHAPE])
         # Verify every file before loading anything: nothing is left half-loaded.
         files = {name: self.manifest.entry_files(name) for name in Module.ALL}
@@ -73,9 +75,7 @@ class Session:
             self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
             check_modules(self.manifest, {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None),
                                           Module.DECODER: self.decoder, Module.MINILM: self.minilm})
-            self.tokenizer = DecoderTokenizer(
-                tokenizer_files[TokenizerName.DECODER], {self.bos_id, self.eos_id, decode[Key.PAD_ID]}
-            )
+            self.tokenizer = DecoderTokenizer(tokenizer_files[TokenizerName.DECODER], self.conventions.special_ids)
             self.minilm_tokenizer = MiniLMTokenizer(
                 tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
             )
@@ -137,10 +137,25 @@ class Session:
         self._checked_decode(beam, None)
         return self.max_batch // beam
 
-    def generate(self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1) -> str:
-        """Text-only mode on the same decoder (scripts, summaries, answers)."""
+    def generate(
+        self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1,
+        truncate: bool = False,
+    ) -> str:
+        """Text-only mode on the same decoder (scripts, summaries, answers). BOS goes first
+        only where the checkpoint's tokenizer adds one. A prompt longer than the context is
+        an error, or with `truncate` keeps its end (PromptTruncatedWarning)."""
         prompt = check_text(prompt, "prompt")
-        return self._decode_text(self.tokenizer.encode(prompt), prefix, beam, steps, "generate")
+        return self._generate(self.tokenizer.encode(prompt), prefix, beam, steps, self.conventions.add_bos, truncate)
+
+    def chat(self, messages: list[dict[str, str]], steps: int | None = None, beam: int = 1, truncate: bool = False) -> str:
+        """The assistant's reply to `messages` ([{"role", "content"}, ...]), formatted by the
+        checkpoint's own chat template, which carries any BOS itself."""
+        return self._generate(self.chat_ids(messages), None, beam, steps, False, truncate)
+
+    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt ids of `messages`: what transformers' apply_chat_template(tokenize=True,
+        add_generation_prompt=True) gives for the same template."""
+        return self.tokenizer.encode(self.conventions.chat_text(messages))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings [n, 384], unit length (MiniLM mean pooling + L2 in the graph)."""
@@ -158,15 +173,15 @@ class Session:
 
     def decode_ids(
         self, prompt_ids: list[int], prefix: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
-        stage: str = "decode",
+        stage: str = "decode", bos: bool = True,
     ) -> list[int]:
-        """The decode loop on token ids: BOS + prefix + prompt, then exactly `steps` greedy
+        """The decode loop on token ids: BOS (unless `bos` is False) + prefix + prompt, then exactly `steps` greedy
         (beam 1) or beam-search selections. Untrimmed: EOS and what follows it stay."""
-        return self.decode_batch(prompt_ids, prefix, beam, steps, stage)[0]
+        return self.decode_batch(prompt_ids, prefix, beam, steps, stage, bos)[0]
 
     def decode_batch(
         self, prompt_ids: list[int], prefixes: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
-        stage: str = "decode",
+        stage: str = "decode", bos: bool = True,
     ) -> list[list[int]]:
         """`decode_ids` for several visual prefixes [R, N, D] at once (R x beam cache rows),
         all after the same prompt. Row r's tokens equal those of decoding it alone, up to
@@ -177,7 +192,7 @@ class Session:
             raise AtomError(f"{rows} prompts at beam {beam} need {rows * beam} KV-cache rows; "
                             f"the export has {self.max_batch} (export --max-batch)")
         prefix_len = 0 if prefixes is None else int(np.asarray(prefixes).shape[1])
-        room = prompt_room(self.max_context, prefix_len, steps)
+        room = prompt_room(self.max_context, prefix_len, steps, bos)
         if len(prompt_ids) > room:
             warnings.warn(
                 f"prompt truncated from {len(prompt_ids)} to {room} tokens to fit the context of {self.max_context}",
@@ -185,7 +200,7 @@ class Session:
             )
             prompt_ids = prompt_ids[:room]
         with self._decoder_lock, self.stats.timed(stage):
-            logits, pos = prefill(self._stepper, self.bos_id, prompt_ids, prefixes)
+            logits, pos = prefill(self._stepper, self.bos_id if bos else None, prompt_ids, prefixes)
             if beam == 1:
                 return greedy_rows(self._stepper, logits, pos, steps)
             return [result.tokens for result in beam_search_groups(self._stepper, logits, pos, steps, self.eos_id, beam)]
@@ -238,6 +253,19 @@ class Session:
         prefixes = np.concatenate(prefixes)
         rows = self.decode_batch([], prefixes, beam, steps, "caption")
         return [self.tokenizer.decode(trim_after_eos(tokens, self.eos_id)) for tokens in rows]
+
+    def _generate(self, ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, bos: bool, truncate: bool) -> str:
+        steps = self._checked_decode(beam, steps)
+        prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
+        room = prompt_room(self.max_context, prefix_len, steps, bos)
+        fitted = fit_prompt(ids, room, truncate, self.max_context)
+        if len(fitted) < len(ids):
+            warnings.warn(f"prompt truncated from {len(ids)} to its last {room} tokens to fit the context of "
+                          f"{self.max_context}", PromptTruncatedWarning, stacklevel=3)
+        if not (fitted or bos or prefix is not None):
+            raise AtomError("the prompt is empty and this checkpoint adds no BOS: there is nothing to continue")
+        tokens = self.decode_ids(fitted, prefix, beam, steps, "generate", bos=bos)
+        return self.tokenizer.decode(self.conventions.trim(tokens))
 
     def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, stage: str) -> str:
         tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
