@@ -12,7 +12,8 @@ from atom_deploy.table import print_table
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("overlap", help=__doc__.split(": ", 1)[1])
     p.add_argument("--artifacts", type=Path, required=True, help="export folder (OUT or OUT/<backend>)")
-    p.add_argument("--backend", action="append", default=None, help="executorch and/or onnx (repeatable)")
+    p.add_argument("--backend", action="append", default=None,
+                   help="executorch and/or onnx (repeatable; default: each the folder holds)")
     p.add_argument("--clips", type=int, default=5)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--threads", type=int, default=None, help="runtime threads per module (default: runtime's)")
@@ -22,9 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from atom_deploy.bench.overlap import measure_overlap
+    from atom_runner.manifest import artifact_folders, load_manifest
 
+    # Default: the backends the folder holds (a backend folder holds one; an export root, each it has).
+    backends = args.backend or [load_manifest(folder).backend for folder in artifact_folders(args.artifacts)]
     rows, results = [], []
-    for backend in args.backend or ["executorch", "onnx"]:
+    for backend in backends:
         for mode in ("thread", "process"):
             r = measure_overlap(args.artifacts, backend, args.clips, args.beam, mode, args.threads)
             results.append(r)
