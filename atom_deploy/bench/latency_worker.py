@@ -188,8 +188,16 @@ def decode_throughput(stepper: DecoderStepper, decode: dict, prefix: np.ndarray,
                 beam_search_groups(stepper, first, start, steps, eos, width)
         return run
 
-    alone = median_seconds(one_batch(1), repeat)
-    together = median_seconds(one_batch(clips), repeat)
+    # Interleaved A B A B, so drift in the machine's load falls on both alike.
+    runs = {"alone": one_batch(1), "together": one_batch(clips)}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(repeat + 1):
+        for name, run in runs.items():
+            began = time.perf_counter()
+            run()
+            if i:  # the first round is the warm-up
+                seconds[name].append(time.perf_counter() - began)
+    alone, together = statistics.median(seconds["alone"]), statistics.median(seconds["together"])
     return {"clips": clips, "one_at_a_time": 1 / alone, "batched": clips / together, "ratio": alone * clips / together}
 
 
