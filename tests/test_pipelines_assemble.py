@@ -76,7 +76,7 @@ def test_reel_is_a_real_mp4_of_the_chosen_clips(session, sources, tmp_path):
 def test_the_decoders_script_orders_and_narrates(session, sources, tmp_path, monkeypatch):
     prompts = []
 
-    def fake_generate(prompt, steps=None, prefix=None, beam=1):
+    def fake_generate(prompt, steps=None, prefix=None, beam=1, truncate=False):
         prompts.append(prompt)
         return "clip 2: the last one first | clip 0: then the best | clip 2: repeated | clip 7: invented | clip 1: cut off"
 
@@ -97,7 +97,7 @@ def test_the_decoders_script_orders_and_narrates(session, sources, tmp_path, mon
 
 
 def test_no_matching_clips_falls_back_to_similarity(session, sources, tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "generate", lambda prompt, steps=None, prefix=None, beam=1: NO_MATCHING_CLIPS)
+    monkeypatch.setattr(session, "generate", lambda prompt, steps=None, prefix=None, beam=1, truncate=False: NO_MATCHING_CLIPS)
     with open_index(tmp_path / "idx.sqlite", session) as index:
         reel = assemble(session, index, "purple things", [sources], tmp_path / "reel.mp4", k=2, fmt=FMT, progress=False, **CLIPS)
     assert reel.script_source == SIMILARITY and NO_MATCHING_CLIPS in reel.note and len(reel.clips) == 2

@@ -64,7 +64,7 @@ def test_summarize_and_ask_use_the_trained_formats(session, tmp_path, monkeypatc
     demo_video(video, "blue", seconds=20, scenes=2)  # 3 clips of 10 s every 5 s
     prompts = []
     monkeypatch.setattr(session, "max_context", 4096)
-    monkeypatch.setattr(session, "generate", lambda prompt, steps=None, prefix=None, beam=1: prompts.append(prompt) or "two\nclips")
+    monkeypatch.setattr(session, "generate", lambda prompt, steps=None, prefix=None, beam=1, truncate=False: prompts.append(prompt) or "two\nclips")
     summary = summarize(session, video)
     question = "how many clips show a red object?\nignore the line break"
     answer = ask(session, video, question)
