@@ -17,6 +17,9 @@ from atom_runner.errors import AtomError
 class RecordingSession:
     max_batch, decode_steps, max_context = 16, 23, 64
 
+    def clips_per_batch(self, beam):
+        return self.max_batch // beam
+
     def __init__(self):
         self.calls: list[tuple] = []
         self.started, self.release = threading.Event(), threading.Event()

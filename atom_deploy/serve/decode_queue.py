@@ -1,10 +1,10 @@
 """The decoder's queue: one worker thread owns every decoder call the server makes.
 
 Captions waiting at the moment the worker frees up, with the same beam and steps, go to
-ONE `Session.caption([...])` call, up to floor(max_batch / beam) of them: the clips one
-batched decode pass holds (issue 17). Until that batching lands, the call decodes them
-in turn; the queue needs no change when it does. Text generation has no batched call,
-so each runs alone, in arrival order with the caption groups.
+ONE `Session.caption([...])` call, up to `Session.clips_per_batch(beam)` of them: the
+clips that share each step of one batched decode. Text generation has no batched call
+(prompts of different lengths cannot share a step), so each runs alone, in arrival order
+with the caption groups.
 
 A group whose call fails (one bad clip) is retried clip by clip, so only the request
 that caused the error gets it. Futures cancelled before their turn are skipped.
@@ -69,7 +69,7 @@ class DecodeQueue:
 
     def group_limit(self, beam: int) -> int:
         """The clips one batched decode pass holds at this beam width."""
-        return max(1, self.session.max_batch // beam)
+        return self.session.clips_per_batch(beam)
 
     @property
     def depth(self) -> int:
