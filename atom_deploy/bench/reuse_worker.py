@@ -28,6 +28,7 @@ import numpy as np
 from atom_deploy.bench.memory import peak_rss_mb, reset_peak
 from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
 from atom_runner.manifest import load_manifest
+from atom_runner.prompts import fit_prompt
 from atom_runner.runtimes import import_runtime, load_module
 from atom_runner.schema import TOKENIZER_FILES, Entry, Key, Module, TokenizerName
 from atom_runner.session import Session
@@ -79,9 +80,11 @@ def _files(manifest, name):
 
 
 def _decode(stepper, decode, prompt_ids, prefix, beam) -> list[int]:
-    # Same truncation as the Session, so both variants decode the same prompt.
+    # Same truncation as Session.generate(truncate=True) (it keeps the prompt's end), so both
+    # variants decode the same prompt.
     prefix_len = 0 if prefix is None else prefix.shape[1]
-    prompt_ids = prompt_ids[: prompt_room(decode[Key.MAX_CONTEXT], prefix_len, decode[Key.DECODE_STEPS])]
+    room = prompt_room(decode[Key.MAX_CONTEXT], prefix_len, decode[Key.DECODE_STEPS])
+    prompt_ids = fit_prompt(prompt_ids, room, True, decode[Key.MAX_CONTEXT])
     stepper.reset()
     logits, pos = prefill(stepper, decode[Key.BOS_ID], prompt_ids, prefix)
     if beam == 1:
