@@ -13,6 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
+from atom_runner.manifest import load_manifest
+from atom_runner.schema import Key
 from test_cpp_common import cosines, parity_failures, python_tokens, run, run_json, write_clips
 
 TEXTS = ["a red car", "A dog runs in the park!", "Café naïve résumé", "日本語のテキスト", "tabs\tand\nnewlines  x"]
@@ -194,7 +196,9 @@ def test_wrong_clip_size_and_bad_args(host_runner, tiny_exports, clips, tmp_path
     a.tofile(nan)
     out = run(host_runner, "caption", "--artifacts", art, str(nan), check=False)
     assert out.returncode == 1 and "NaN" in out.stderr
-    assert run(host_runner, "caption", "--artifacts", art, "--beam", "9", clips[0], check=False).returncode == 1
+    too_wide = str(load_manifest(art).decode[Key.MAX_BATCH] + 1)  # more beams than KV-cache rows
+    out = run(host_runner, "caption", "--artifacts", art, "--beam", too_wide, clips[0], check=False)
+    assert out.returncode == 1 and "beam must be between 1 and" in out.stderr
     assert run(host_runner, "frobnicate", "--artifacts", art, check=False).returncode == 2
     assert run(host_runner, "caption", clips[0], check=False).returncode == 2
     assert run(host_runner, "caption", "--artifacts", str(tmp_path / "nowhere"), clips[0], check=False).returncode == 1
