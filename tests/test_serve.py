@@ -167,7 +167,7 @@ def test_client_runs_the_pipelines_against_the_server(server, session, videos, i
         assert summarize(remote, videos["short"], options=SHORT) == summarize(session, videos["short"], options=SHORT)
         question = "what moves?"
         assert ask(remote, videos["short"], question, options=SHORT) == ask(session, videos["short"], question, options=SHORT)
-        # Greedy: max_batch // 1 = 4 clips in flight at once, grouped by the server's queue, answered in order.
+        # Greedy: clips_per_batch(1) clips in flight at once, grouped by the server's queue, answered in order.
         greedy = CaptionOptions(window_s=2.0, stride_s=1.0, beam=1, progress=False)
         assert summarize(remote, videos["short"], options=greedy) == summarize(session, videos["short"], options=greedy)
         with open_index(server.index_path, session) as index:
