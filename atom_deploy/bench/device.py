@@ -17,9 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from atom_deploy.bench.reuse import PROMPT, VARIANTS, make_clips, summarize, write_outputs
+from atom_deploy.bench.reuse import PROMPT, make_clips, summarize, write_outputs
 from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest
+
+# The C++ runner's reuse-bench variants; its "atom" decodes clips in batches (caption_clips).
+DEVICE_VARIANTS = ("no_reuse", "atom")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def run_device_bench(request: DeviceBenchRequest, progress: Callable[[str], None
         on_device = push_files(adb, local, "clips")
     runs = []
     for r in range(request.repeat):
-        for variant in VARIANTS:  # interleaved: A B A B, a fresh runner process each
+        for variant in DEVICE_VARIANTS:  # interleaved: A B A B, a fresh runner process each
             progress(f"repeat {r + 1}/{request.repeat}: {variant} on {adb.serial}")
             out = run_runner(adb, ["reuse-bench", "--artifacts", "artifacts", "--variant", variant,
                                    "--prompt", PROMPT, "--beam", str(request.beam), *on_device])

@@ -99,7 +99,8 @@ def _run_variant(variant: str, folder: Path, request: BenchRequest, clips_path: 
 
 
 def summarize(runs: list[dict]) -> dict:
-    by_variant = {v: [r for r in runs if r["variant"] == v] for v in VARIANTS}
+    """Medians per variant present in `runs` (the device bench runs no_reuse and atom only)."""
+    by_variant = {v: [r for r in runs if r["variant"] == v] for v in VARIANTS if any(r["variant"] == v for r in runs)}
     medians = {}
     for variant, vruns in by_variant.items():
         seconds = {key: statistics.median(r["seconds"].get(key, 0.0) for r in vruns) for _, key in LATENCY_ROWS}
@@ -115,17 +116,30 @@ def summarize(runs: list[dict]) -> dict:
         ratios["peak_rss"] = peak[variant] / peak["no_reuse"]
         return ratios
 
-    return {"medians": medians, "ratios": ratios_of("atom"), "ratios_batched": ratios_of("atom_batched"),
-            "peak_rss_mb": peak, "runs": runs}
+    summary = {"medians": medians, "ratios": ratios_of("atom"), "peak_rss_mb": peak, "runs": runs}
+    if "atom_batched" in medians:
+        summary["ratios_batched"] = ratios_of("atom_batched")
+    return summary
 
 
-TABLE_HEADER = ("metric", "no reuse (s)", "ATOM (s)", "ATOM / no reuse", "ATOM + batching (s)",
-                "ATOM + batching / no reuse")
+def _compared(summary: dict) -> list[tuple[str, str, dict]]:
+    """(variant, label, ratios) of each variant the summary compares with no_reuse."""
+    out = [("atom", "ATOM", summary["ratios"])]
+    if "ratios_batched" in summary:
+        out.append(("atom_batched", "ATOM + batching", summary["ratios_batched"]))
+    return out
+
+
+def table_header(summary: dict) -> tuple[str, ...]:
+    header = ["metric", "no reuse (s)"]
+    for _, label, _ in _compared(summary):
+        header += [f"{label} (s)", f"{label} / no reuse"]
+    return tuple(header)
 
 
 def table_rows(summary: dict) -> list[tuple[str, ...]]:
     m = summary["medians"]
-    variants = (("atom", summary["ratios"]), ("atom_batched", summary["ratios_batched"]))
+    variants = [(v, ratios) for v, _, ratios in _compared(summary)]
     rows = []
     for label, key in LATENCY_ROWS:
         base = m["no_reuse"]["seconds"][key]
@@ -145,8 +159,10 @@ def table_rows(summary: dict) -> list[tuple[str, ...]]:
             row += [f"{value:.0f}", f"{value / base:.3f}" if base else ""]
         rows.append(tuple(row))
     p = summary["peak_rss_mb"]
-    rows.append(("peak RSS overall (MB)", f"{p['no_reuse']:.0f}", f"{p['atom']:.0f}", f"{summary['ratios']['peak_rss']:.3f}",
-                 f"{p['atom_batched']:.0f}", f"{summary['ratios_batched']['peak_rss']:.3f}"))
+    row = ["peak RSS overall (MB)", f"{p['no_reuse']:.0f}"]
+    for variant, ratios in variants:
+        row += [f"{p[variant]:.0f}", f"{ratios['peak_rss']:.3f}"]
+    rows.append(tuple(row))
     return rows
 
 
@@ -154,7 +170,10 @@ def write_outputs(summary: dict, out: Path) -> None:
     (out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     with open(out / "bench.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["metric", "no_reuse_s", "atom_s", "atom/no_reuse", "atom_batched_s", "atom_batched/no_reuse"])
+        header = ["metric", "no_reuse_s"]
+        for variant, _, _ in _compared(summary):
+            header += [f"{variant}_s", f"{variant}/no_reuse"]
+        writer.writerow(header)
         writer.writerows(table_rows(summary))
     from atom_deploy.bench.chart import stacked_chart
 

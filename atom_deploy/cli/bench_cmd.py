@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from atom_deploy.bench.reuse import TABLE_HEADER, BenchRequest, run_bench, table_rows
+    from atom_deploy.bench.reuse import BenchRequest, run_bench, table_header, table_rows
     from atom_runner.errors import AtomError
 
     if args.clips < 1 or args.repeat < 1:
@@ -45,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         request = BenchRequest(args.artifacts, args.backend, args.clips, args.repeat, args.beam, args.out, args.overlap)
         summary = run_bench(request)
-    print_table(TABLE_HEADER, table_rows(summary))
-    loads = {v: summary["medians"][v]["loads"] for v in ("no_reuse", "atom", "atom_batched")}
-    print(f"module loads: no reuse {loads['no_reuse']}, ATOM {loads['atom']}, ATOM + batching {loads['atom_batched']}")
+    print_table(table_header(summary), table_rows(summary))
+    print("module loads: " + ", ".join(f"{v} {m['loads']}" for v, m in summary["medians"].items()))
     print(f"wrote {args.out / 'bench.json'}, {args.out / 'bench.csv'}, {args.out / 'bench.png'}")
     return 0
 
