@@ -94,6 +94,11 @@ class Adb:
     def shell(self, command: str, what: str = "shell command") -> subprocess.CompletedProcess:
         return self._checked(self._raw("shell", command, serial=self.serial), what)
 
+    def shell_argv(self, command: str) -> list[str]:
+        """The argv of `adb shell COMMAND` on this device, for a process kept open (its stdin and
+        stdout are the command's: a resident runner)."""
+        return [self.adb, "-s", self.serial, "shell", command]
+
     def sha256s(self, folder: str) -> dict[str, str]:
         """{relative path: sha256} of every file under `folder` on the device ({} if absent)."""
         out = self.shell(f"cd {shlex.quote(folder)} 2>/dev/null && find . -type f -exec sha256sum {{}} +", "checksum")

@@ -62,13 +62,20 @@ def remote_name(number: int, path: Path) -> str:
     return f"{number}-{path.name}"
 
 
+EXIT_MARK = "ATOM_RC="  # the line the device shell prints after the runner: adb may not pass its status on
+
+
+def runner_shell(argv: list[str]) -> str:
+    """The device shell command that runs the bundled runner with `argv`, then prints its exit status."""
+    return (f"cd {DEVICE_DIR} && ./ld-linux-aarch64.so.1 --library-path . ./atom_runner "
+            + " ".join(shlex.quote(a) for a in argv) + f"; echo {EXIT_MARK}$?")
+
+
 def run_runner(adb: Adb, argv: list[str]) -> str:
     """Run the bundled runner; returns its stdout, or raises with its stderr on a non-zero exit."""
-    cmd = (f"cd {DEVICE_DIR} && ./ld-linux-aarch64.so.1 --library-path . ./atom_runner "
-           + " ".join(shlex.quote(a) for a in argv) + "; echo ATOM_RC=$?")
-    out = adb.shell(cmd, f"atom_runner {argv[0]}")
+    out = adb.shell(runner_shell(argv), f"atom_runner {argv[0]}")
     lines = out.stdout.rstrip("\n").splitlines()
-    if not lines or not lines[-1].startswith("ATOM_RC="):
+    if not lines or not lines[-1].startswith(EXIT_MARK):
         raise DeviceError(f"device {adb.serial} disconnected during atom_runner {argv[0]} (no exit status came back)")
     rc = int(lines[-1].split("=", 1)[1])
     if rc != 0:

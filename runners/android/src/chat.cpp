@@ -26,14 +26,17 @@ std::string compose_chat(const ChatParts& parts, const std::vector<ChatMessage>&
 }
 
 std::vector<ChatMessage> read_messages(const std::string& path) {
-  Json j = read_json_file(path, schema::limit::kManifestBytes, schema::limit::kDepth);
-  if (!j.is_array() || j.empty()) throw std::runtime_error(path + ": messages must be a non-empty JSON list");
+  return messages_from_json(read_json_file(path, schema::limit::kManifestBytes, schema::limit::kDepth), path);
+}
+
+std::vector<ChatMessage> messages_from_json(const Json& j, const std::string& what) {
+  if (!j.is_array() || j.empty()) throw std::runtime_error(what + ": messages must be a non-empty JSON list");
   std::vector<ChatMessage> out;
   for (size_t i = 0; i < j.size(); ++i) {
     const Json& m = j[i];
     if (!m.is_object() || m.size() != 2 || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
         !m["content"].is_string())
-      throw std::runtime_error(path + ": message " + std::to_string(i) +
+      throw std::runtime_error(what + ": message " + std::to_string(i) +
                                " must be an object with exactly a string 'role' and a string 'content'");
     out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
   }

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+
 namespace atom {
 
 struct ChatMessage {
@@ -33,5 +35,7 @@ std::string compose_chat(const ChatParts& parts, const std::vector<ChatMessage>&
 
 // [{"role": ..., "content": ...}, ...] from a JSON file (at most 1 MiB); one-line errors.
 std::vector<ChatMessage> read_messages(const std::string& path);
+// The same list from an already-parsed value (a serve request); errors name `what`.
+std::vector<ChatMessage> messages_from_json(const nlohmann::json& j, const std::string& what);
 
 }  // namespace atom

@@ -2,11 +2,20 @@
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 
 namespace atom {
 
 using executorch::extension::module::Module;
 using executorch::runtime::Error;
+
+static std::mutex loads_mutex;  // a Runner may be built on any thread
+static std::map<std::string, int> load_counts;
+
+std::map<std::string, int> EtModule::loads() {
+  std::lock_guard<std::mutex> lock(loads_mutex);
+  return load_counts;
+}
 
 static std::string code(Error e) { return std::to_string(int(e)); }
 
@@ -33,6 +42,8 @@ EtModule::EtModule(std::string name, const std::string& path, const std::vector<
       throw EtError("module " + name_ + " method " + m + ": load_method failed, ExecuTorch error " + code(err));
   }
   load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(loads_mutex);
+  ++load_counts[name_];
 }
 
 FloatOut EtModule::run(const std::string& method, std::vector<executorch::runtime::EValue> inputs) {

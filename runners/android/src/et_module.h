@@ -4,6 +4,7 @@
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,9 @@ class EtModule {
   FloatOut run(const std::string& method, std::vector<executorch::runtime::EValue> inputs);
   const std::string& name() const { return name_; }
   double load_seconds() const { return load_seconds_; }
+  // How many times this process has loaded each module, by name: a resident runner must
+  // show 1 per module however many tasks it served.
+  static std::map<std::string, int> loads();
 
  private:
   std::string name_, path_;

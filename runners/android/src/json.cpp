@@ -19,6 +19,10 @@ Json read_json_file(const std::string& path, uint64_t max_bytes, int max_depth) 
   f.seekg(0);
   std::string text(size, '\0');
   f.read(text.data(), std::streamsize(size));
+  return parse_json(text, max_depth, path);
+}
+
+Json parse_json(const std::string& text, int max_depth, const std::string& what) {
   // nlohmann's parser keeps its own stack (no recursion); the callback stops it at the
   // limit, before a deep value exists to be copied or destroyed recursively.
   Json::parser_callback_t limit = [max_depth](int depth, Json::parse_event_t event, Json&) {
@@ -29,9 +33,9 @@ Json read_json_file(const std::string& path, uint64_t max_bytes, int max_depth) 
   try {
     return Json::parse(text, limit);
   } catch (const TooDeep&) {
-    throw std::runtime_error(path + " is nested deeper than " + std::to_string(max_depth) + " levels");
+    throw std::runtime_error(what + " is nested deeper than " + std::to_string(max_depth) + " levels");
   } catch (const Json::parse_error& e) {
-    throw std::runtime_error(path + " is not valid JSON: " + e.what());
+    throw std::runtime_error(what + " is not valid JSON: " + e.what());
   }
 }
 

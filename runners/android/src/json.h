@@ -15,6 +15,9 @@ using Json = nlohmann::json;
 // builds a deep value.
 Json read_json_file(const std::string& path, uint64_t max_bytes, int max_depth);
 
+// Parses `text` as read_json_file does (same depth limit while parsing); errors name `what`.
+Json parse_json(const std::string& text, int max_depth, const std::string& what);
+
 // An integer in [0, limit), for values used as indexes (token ids): anything else throws
 // std::runtime_error naming `what`.
 int64_t json_index(const Json& v, int64_t limit, const std::string& what);

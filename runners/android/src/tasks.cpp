@@ -138,8 +138,7 @@ std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t 
   return out;
 }
 
-// The task format is line-based, so a caption or request becomes one line (Python's clean_caption).
-static std::string one_line(const std::string& text) {
+std::string one_line(const std::string& text) {
   std::string out;
   bool space = false;
   for (unsigned char c : text) {

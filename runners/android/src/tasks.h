@@ -26,6 +26,9 @@ std::vector<std::pair<size_t, double>> rank(const std::vector<std::vector<float>
 std::vector<std::pair<size_t, double>> rank_captions(Runner& r, const std::vector<Decoded>& captions,
                                                     const std::string& prompt, size_t top);
 std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t dim);
+// Whitespace and control characters runs become one space: the task format is line-based, so a
+// caption or request becomes one line (Python's clean_caption).
+std::string one_line(const std::string& text);
 // The script prompt of video assembly: ranked captions, the request, the cue.
 std::string assembly_prompt(const std::vector<std::string>& ranked_captions, const std::string& request);
 std::string pipeline_json(Runner& r, const std::vector<std::string>& clips, const std::string& prompt, int beam,
