@@ -50,10 +50,12 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
-class _Job:
+class VideoJob:
+    """A file to caption: its content hash and the windows not stored yet, in timeline order."""
+
     path: Path
     sha256: str
-    windows: int  # still to caption
+    todo: tuple[tuple[float, float], ...]
 
 
 def index_videos(
@@ -61,19 +63,11 @@ def index_videos(
     beam: int = 4, prune: bool = False, progress: bool = True, commit_every: int = COMMIT_EVERY_CLIPS,
 ) -> IndexReport:
     started = time.perf_counter()
-    segment(window_s, window_s, stride_s)  # bad window/stride: one error now, not one per file
     if commit_every < 1:
         raise AtomError(f"commit_every must be at least 1 clip, got {commit_every}")
-    report = IndexReport()
-    files, missing = expand_inputs(inputs)
-    report.skipped.extend(missing)
-    if prune:
-        gone = [p for p in index.video_paths() if not Path(p).is_file()]
-        index.drop_videos(gone)
-        report.pruned = gone
-    jobs = _plan(index, files, window_s, stride_s, report)
+    report, jobs = plan_run(index, inputs, window_s, stride_s, prune)
     spec = clip_spec(session)
-    total = sum(j.windows for j in jobs)
+    total = sum(len(j.todo) for j in jobs)
     bar = tqdm(total=total, unit="clip", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True)
     try:
         for job in jobs:
@@ -119,7 +113,23 @@ def _index_file(
     return added + _store(session, index, video, batch)
 
 
-def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float, report: IndexReport) -> list[_Job]:
+def plan_run(
+    index: ClipIndex, inputs: Sequence[str | Path], window_s: float, stride_s: float, prune: bool,
+) -> tuple[IndexReport, list[VideoJob]]:
+    """What a run (of any engine) has to caption: the files' missing windows. Prunes first
+    when asked; unchanged files and unreadable inputs are already in the report."""
+    segment(window_s, window_s, stride_s)  # bad window/stride: one error now, not one per file
+    report = IndexReport()
+    files, missing = expand_inputs(inputs)
+    report.skipped.extend(missing)
+    if prune:
+        gone = [p for p in index.video_paths() if not Path(p).is_file()]
+        index.drop_videos(gone)
+        report.pruned = gone
+    return report, _plan(index, files, window_s, stride_s, report)
+
+
+def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float, report: IndexReport) -> list[VideoJob]:
     """Hash and probe every file first, so the progress bar knows the total and bad files drop out."""
     jobs = []
     for path in files:
@@ -130,7 +140,7 @@ def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float,
             if row and row.status == "complete" and (row.content_sha256, row.window_s, row.stride_s) == (sha, window_s, stride_s):
                 report.unchanged.append(key)
                 continue
-            windows = len(segment(probe(path).duration_s, window_s, stride_s))
+            windows = [(w.start, w.end) for w in segment(probe(path).duration_s, window_s, stride_s)]
         except AtomError as exc:
             report.skipped.append((key, str(exc)))
             continue
@@ -138,8 +148,8 @@ def _plan(index: ClipIndex, files: list[Path], window_s: float, stride_s: float,
             report.skipped.append((key, f"{path}: {exc.strerror or exc}"))
             continue
         resuming = row is not None and row.content_sha256 == sha and (row.window_s, row.stride_s) == (window_s, stride_s)
-        already = len(index.windows_done(key)) if resuming else 0
-        jobs.append(_Job(canonical(path), sha, max(windows - already, 0)))
+        done = index.windows_done(key) if resuming else set()
+        jobs.append(VideoJob(canonical(path), sha, tuple(w for w in windows if w not in done)))
     return jobs
 
 

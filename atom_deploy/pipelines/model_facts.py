@@ -1,4 +1,4 @@
-"""What the pipelines read off an open Session: the clip contract and the artifacts' identity.
+"""What the pipelines read off an open Session (or, for identity, its manifest alone): the clip contract and the artifacts' identity.
 
 Clip size, frame count and normalisation come from the manifest, never from defaults:
 the tiny test model takes 6 x 32 x 32 clips, the paper's model 6 x 224 x 224.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from atom_deploy.video.preprocess import ClipSpec
 from atom_runner.errors import AtomError
-from atom_runner.manifest import sha256_file
+from atom_runner.manifest import Manifest, sha256_file
 from atom_runner.schema import MANIFEST_FILE, Key
 from atom_runner.session import Session
 
@@ -23,13 +23,14 @@ def clip_spec(session: Session) -> ClipSpec:
     return ClipSpec(num_frames=frames, size=height, mean=tuple(clip[Key.MEAN]), std=tuple(clip[Key.STD]))
 
 
-def manifest_sha256(session: Session) -> str:
+def manifest_sha256(session: Session | Manifest) -> str:
     """The identity an index is bound to: the manifest names every artifact by its sha256."""
-    return sha256_file(session.manifest.root / MANIFEST_FILE)
+    manifest = session.manifest if isinstance(session, Session) else session
+    return sha256_file(manifest.root / MANIFEST_FILE)
 
 
-def artifacts_label(session: Session) -> str:
+def artifacts_label(session: Session | Manifest) -> str:
     """A short human name for messages, e.g. 'model tiny, onnx, exported 2026-11-24T09:00:21Z'."""
-    data = session.manifest.data
-    name = data.get(Key.MODEL, {}).get(Key.MODEL_NAME, "?")
-    return f"model {name}, {session.backend}, exported {data.get(Key.CREATED, '?')}"
+    manifest = session.manifest if isinstance(session, Session) else session
+    name = manifest.data.get(Key.MODEL, {}).get(Key.MODEL_NAME, "?")
+    return f"model {name}, {manifest.backend}, exported {manifest.data.get(Key.CREATED, '?')}"

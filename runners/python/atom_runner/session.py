@@ -134,8 +134,7 @@ class Session:
 
     def clips_per_batch(self, beam: int) -> int:
         """How many clips decode together: each takes `beam` of the exported KV-cache rows."""
-        self._checked_decode(beam, None)
-        return self.max_batch // beam
+        return clips_per_batch(self.max_batch, beam)
 
     def generate(
         self, prompt: str | bytes, steps: int | None = None, prefix: np.ndarray | None = None, beam: int = 1,
@@ -234,8 +233,7 @@ class Session:
     def _checked_decode(self, beam: int, steps: int | None) -> int:
         """The decode steps to run (None: the manifest's); a bad beam or count is an error, 0 included."""
         steps = self.decode_steps if steps is None else steps
-        if beam < 1 or beam > self.max_batch:
-            raise AtomError(f"beam must be between 1 and {self.max_batch} (the exported KV-cache batch), got {beam}")
+        clips_per_batch(self.max_batch, beam)
         if steps < 1:
             raise AtomError(f"steps must be at least 1, got {steps}")
         return steps
@@ -314,6 +312,14 @@ PROCESS_OVERLAP_MIN_ENCODER_BYTES = 32 * 1024 * 1024
 # encoder thread beside the decoder only competes for them (measured on 2 cores: the caption
 # stage took 1.14x its serial time on mplug2plus shapes and 1.25x on the demo model).
 THREAD_OVERLAP_MIN_CORES = 4
+
+
+def clips_per_batch(max_batch: int, beam: int) -> int:
+    """Clips that share one decode pass on an export with `max_batch` KV-cache rows (the
+    manifest's): each takes `beam` rows. A beam the rows cannot hold is an error."""
+    if beam < 1 or beam > max_batch:
+        raise AtomError(f"beam must be between 1 and {max_batch} (the exported KV-cache batch), got {beam}")
+    return max_batch // beam
 
 
 def _resolve_overlap(mode: str, backend: str, encoder_bytes: int, cores: int | None = None) -> str:
