@@ -31,8 +31,12 @@ RUNTIME_OFF = ("sme", "sve", "i8mm", "dotprod")
 
 
 def qemu_models() -> list[str]:
-    out = subprocess.run(["qemu-aarch64", "-cpu", "help"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    # qemu 7.2 prints the list and exits 1 (it never ran a program): read the list, not the status.
+    out = subprocess.run(["qemu-aarch64", "-cpu", "help"], capture_output=True, text=True).stdout
+    models = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    if not models:
+        raise SystemExit("qemu-aarch64 -cpu help listed no CPU models")
+    return models
 
 
 def run_row(name: str, cpu: str, cpu_disable: str, args: argparse.Namespace, phone: Path) -> dict:
@@ -59,11 +63,12 @@ def row_line(row: dict) -> str:
     greedy = [t for t in r["tokens"] if t["decode"] == "greedy" and t["name"] != "generate"]
     beam = [t for t in r["tokens"] if t["decode"] == "beam4"]
     gen = next(t for t in r["tokens"] if t["name"] == "generate")
-    firsts = sorted({t["first_diff"] for t in greedy if t["first_diff"] is not None})
+    firsts = sorted({f"{t['first_diff']} at {t['host_margin']:.1%}" if t.get("host_margin") is not None
+                     else str(t["first_diff"]) for t in greedy if t["first_diff"] is not None})
     kernels = sorted({k.split("_")[-2] + "_" + k.split("_")[-1] for calls in (r["device"].get("kernels") or {}).values()
                       for k in calls})
     return (f"| {row['name']} | {sum(t['ok'] for t in greedy)}/{len(greedy)}"
-            f"{' (first diff ' + ','.join(map(str, firsts)) + ')' if firsts else ''} | "
+            f"{' (first diff ' + ', '.join(firsts) + ' of the logit range)' if firsts else ''} | "
             f"{str(sum(t['ok'] for t in beam)) + '/' + str(len(beam)) if beam else '-'} | "
             f"{'ok' if gen['ok'] else 'differs'} | {min(r['cosines']):.6f} | "
             f"{', '.join(kernels) or 'none'} | {row['seconds']:.0f} | {'pass' if r['ok'] else 'FAIL'} |")
