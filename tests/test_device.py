@@ -34,9 +34,9 @@ except AtomError as exc:
 """
 
 
-def device(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+def device(*args: str, env: dict, check: bool = True, input: str = "") -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, "-c", DRIVER, "device", *args], capture_output=True, text=True,
-                         env=env, timeout=600)
+                         env=env, timeout=600, input=input)
     if check and out.returncode != 0:
         raise AssertionError(f"device {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}")
     return out
@@ -120,6 +120,24 @@ def test_reuse_bench_through_the_device_runner(setup, tmp_path):
     assert len(runs["atom"]["outputs"]["captions"]) == 2
     assert summary["config"]["device"] == "fake0" and summary["config"]["model"] == "tiny"
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG" and "end-to-end video assembly" in result.stdout
+
+
+def test_serve_keeps_one_runner_for_a_sequence_of_tasks(setup, aarch64_runner):
+    """device serve: one resident atom_runner over adb shell answers every line; the modules load once."""
+    env, b, clip = setup["env"], str(setup["bundle"]), setup["clips"][0]
+    device("push", "--bundle", b, env=env)
+    lines = [json.dumps({"id": 1, "op": "caption", "clips": [clip], "beam": 2}), "not json",
+             json.dumps({"id": 2, "op": "embed", "texts": ["a red car"]})]
+    out = device("serve", "--bundle", b, env=env, input="\n".join(lines) + "\n")
+    replies = [json.loads(line) for line in out.stdout.splitlines()]
+    direct = run_json(aarch64_runner, "caption", "--artifacts", str(setup["art"]), "--beam", "2", clip)
+    assert len(replies) == 3 and replies[0]["id"] == 1 and replies[2]["id"] == 2, out.stdout[:2000]
+    assert [c["tokens"] for c in replies[0]["captions"]] == [c["tokens"] for c in direct["captions"]]
+    assert replies[0]["captions"][0]["clip"] == "clips/0-clip0.bin"  # the clip was pushed, not read from here
+    assert "not valid JSON" in replies[1]["error"] and len(replies[2]["embeddings"][0]) == 384
+    assert "3 requests, 1 errors, loads decoder=1 minilm=1 video_encoder=1" in out.stderr, out.stderr
+    lost = device("serve", "--bundle", b, env={**env, "FAKE_ADB_MODE": "disconnect"}, input=lines[2] + "\n", check=False)
+    assert "fake0 disconnected during atom_runner serve" in one_line_error(lost)
 
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:

@@ -1,4 +1,4 @@
-"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|bench|parity)."""
+"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|serve|bench|parity)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     for name, text in (("push", "copy the bundle, skipping files whose sha256 already matches"),
                        ("run", "run atom_runner on the device: device run [--clip F]... -- caption --beam 4"),
+                       ("serve", "one resident atom_runner serve for many tasks: JSON request lines on stdin (local "
+                                 "clip paths are pushed), one reply line each on stdout (docs/android.md)"),
                        ("bench", "push N random clips and run atom_runner bench on the device"),
                        ("parity", "the device's tokens and embeddings against the same .pte on the host; exit 1 below "
                                   "the thresholds (docs/device_parity.md)")):
@@ -73,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
         clips = push_files(adb, args.clip, "clips")
         out = run_runner(adb, [argv[0], "--artifacts", "artifacts", *argv[1:], *clips])
         sys.stdout.write(out)
+        return 0
+    if args.action == "serve":
+        from atom_deploy.device.resident import ResidentRunner, relay
+
+        with ResidentRunner.on_device(adb) as runner:
+            relay(runner, sys.stdin, sys.stdout)
+            stats = runner.stats()
+        loads = " ".join(f"{module}={n}" for module, n in sorted(stats["loads"].items()))
+        print(f"atom_runner serve on {adb.serial}: {stats['requests'] - 1} requests, {stats['errors']} errors, "
+              f"loads {loads} ({stats['load_s']:.2f} s)", file=sys.stderr)
         return 0
     if args.action == "bench":
         import numpy as np
