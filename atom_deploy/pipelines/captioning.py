@@ -51,22 +51,17 @@ def caption_file(
     only: Collection[tuple[float, float]] | None = None,
 ) -> Iterator[Captioned]:
     """Captions of the file's windows not in `done`, in timeline order, as they are made.
-    `only`: caption just these windows, and stop decoding once the last of them is cut."""
+    `only`: caption just these windows, decoding only the part of the file they cover."""
     windows: list[tuple[float, float]] = []
-    left = None if only is None else set(only)
 
     def tensors():
         try:
-            for clip in iter_clips(path, spec, window_s, stride_s):
-                if (clip.start, clip.end) in done or (left is not None and (clip.start, clip.end) not in left):
+            for clip in iter_clips(path, spec, window_s, stride_s, only):
+                if (clip.start, clip.end) in done:
                     outcome.skipped_windows += 1
                     continue
-                if left is not None:
-                    left.discard((clip.start, clip.end))
                 windows.append((clip.start, clip.end))
                 yield clip.tensor
-                if left is not None and not left:
-                    return  # the rest of the file is not wanted: no need to decode it
         except AtomError as exc:
             outcome.error = str(exc)
 

@@ -10,7 +10,7 @@ and they hold frames already shrunk to the encoder's size, not full-size frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +43,15 @@ def iter_clips(
     spec: ClipSpec = ClipSpec(),
     window_s: float = 10.0,
     stride_s: float = 5.0,
+    only: Collection[tuple[float, float]] | None = None,
 ) -> Iterator[Clip]:
-    """Clips in timeline order. A truncated file yields the clips it can, then AtomError."""
+    """Clips in timeline order. A truncated file yields the clips it can, then AtomError.
+    only: just these (start, end) windows, decoded from the keyframe before the first."""
     info = probe(path)
     windows = segment(info.duration_s, window_s, stride_s)
+    if only is not None:
+        wanted = set(only)
+        windows = [w for w in windows if (w.start, w.end) in wanted]
     requests = sorted(
         (
             _Request(time_s, clip_index, slot)
@@ -59,7 +64,7 @@ def iter_clips(
     filling: dict[int, list[np.ndarray | None]] = {}
     last_frame: np.ndarray | None = None
     last_normalized: np.ndarray | None = None
-    frames = iter_frames_at(path, [r.time_s for r in requests])
+    frames = iter_frames_at(path, [r.time_s for r in requests], seek=only is not None)
     for request, frame in zip(requests, frames, strict=True):
         if frame is not last_frame:
             # Overlapping windows often sample the same decoded frame: shrink it once.

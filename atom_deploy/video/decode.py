@@ -158,13 +158,32 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
-def iter_frames_at(path: str | Path, times_s: Sequence[float]) -> Iterator[np.ndarray]:
+def _seek_before(container: av.container.InputContainer, stream: av.video.stream.VideoStream, time_s: float) -> None:
+    """Position the demuxer at the keyframe at or before `time_s`."""
+    container.seek(int(time_s / stream.time_base), stream=stream, backward=True, any_frame=False)
+
+
+def _seeks(path: str | Path, time_s: float) -> bool:
+    """Whether the file can seek there (tried on a container of its own, left as it was)."""
+    with open_video(path) as (container, stream):
+        try:
+            _seek_before(container, stream, time_s)
+            return True
+        except (av.error.FFmpegError, TypeError, ZeroDivisionError):  # no index, no time base
+            return False
+
+
+def iter_frames_at(path: str | Path, times_s: Sequence[float], seek: bool = False) -> Iterator[np.ndarray]:
     """For each time (sorted, seconds), the frame shown then: the last one at or before it.
 
     One streaming pass: only the previous and the current decoded frame are held, so
     memory does not grow with the video. A time before the first frame gets the first
     frame. Raises AtomError when the frames stop well before a requested time (truncated
     or damaged file), after yielding the frames for all earlier times.
+
+    seek: start decoding at the keyframe at or before the first time instead of at the
+    file's start (the same frames: decoding restarts at keyframes; a file that cannot
+    seek is decoded from its start).
     """
     times = [float(t) for t in times_s]
     if any(later < earlier for earlier, later in zip(times, times[1:])):
@@ -174,6 +193,8 @@ def iter_frames_at(path: str | Path, times_s: Sequence[float]) -> Iterator[np.nd
     with open_video(path) as (container, stream):
         rate = stream.average_rate or stream.guessed_rate
         step_s = 1.0 / float(rate) if rate else 1.0 / _FALLBACK_FPS
+        if seek and times[0] > 0 and _seeks(path, times[0]):
+            _seek_before(container, stream, times[0])
         converted: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
 
         def rgb(frame: av.VideoFrame) -> np.ndarray:
