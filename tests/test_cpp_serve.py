@@ -105,6 +105,8 @@ def test_every_bad_line_gets_one_error_line_and_the_next_request_succeeds(host_r
     values.tofile(nan)
     bad_index = tmp_path / "bad_index.bin"
     np.zeros(7, dtype=np.float32).tofile(bad_index)
+    nan_index = tmp_path / "nan_index.bin"
+    np.full((2, 384), np.nan, dtype=np.float32).tofile(nan_index)
     too_wide = load_manifest(art).decode[Key.MAX_BATCH] + 1
     c0 = json.dumps(clips[0])
     hostile = json.dumps("\"; rm -rf / #\n\r\u202e}{'$(x)")
@@ -146,6 +148,8 @@ def test_every_bad_line_gets_one_error_line_and_the_next_request_succeeds(host_r
         (b'{"id":23,"op":"search","texts":["a"]}', "search needs --query", 23),
         (f'{{"id":24,"op":"search","query":"a","embeddings":{json.dumps(str(bad_index))}}}'.encode(),
          "is not a float32", 24),
+        (f'{{"id":31,"op":"search","query":"a","embeddings":{json.dumps(str(nan_index))}}}'.encode(),
+         "nan_index.bin contains NaN", 31),
         (b'{"id":25,"op":"embed","texts":[]}', "empty list of texts", 25),
         (b'{"op":"embed","texts":["' + b"x" * (9 << 20) + b'"]}', "longer than 8388608 bytes", None),
     ]

@@ -134,7 +134,11 @@ std::vector<std::vector<float>> read_embeddings(const std::string& path, size_t 
     throw std::runtime_error("embeddings " + path + " is not a float32 [n, " + std::to_string(dim) + "] file");
   f.seekg(0);
   std::vector<std::vector<float>> out(bytes / (dim * sizeof(float)), std::vector<float>(dim));
-  for (auto& row : out) f.read(reinterpret_cast<char*>(row.data()), std::streamsize(dim * sizeof(float)));
+  for (auto& row : out) {
+    f.read(reinterpret_cast<char*>(row.data()), std::streamsize(dim * sizeof(float)));
+    for (float v : row)  // a NaN row would rank anywhere and print as null: refuse it, as read_clip does
+      if (!std::isfinite(v)) throw std::runtime_error("embeddings " + path + " contains NaN or infinite values");
+  }
   return out;
 }
 
