@@ -28,14 +28,14 @@ WHAT = "atom_runner serve"
 
 class ResidentRunner:
     def __init__(self, argv: Sequence[str], place: Callable[[Sequence[Path | str]], list[str]] | None = None,
-                 timeout_s: float = 900, where: str = "host", env: dict | None = None):
+                 timeout_s: float = 900, where: str = "host"):
         """argv starts `atom_runner serve` (or a shell that does); `place` makes local files
         readable by the runner and returns the paths to send (identity on the host)."""
         self._place = place or (lambda paths: [str(p) for p in paths])
         self._timeout_s = timeout_s
         self._where = where
         self._proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", env=env)
+                                      stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=20)
         # Threads drain both pipes, so neither fills while the other is read, and a reply can time out.
