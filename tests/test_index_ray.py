@@ -186,3 +186,14 @@ def test_without_ray_the_engine_is_one_line_naming_the_install(tiny_exports, tmp
     assert result.stderr.strip() == ("atom-deploy index: error: --engine ray needs Ray, which is not installed: "
                                      "pip install 'atom-deploy[ray]'")
     assert not (tmp_path / "idx.sqlite").exists()  # refused before anything was written
+
+
+def test_a_bad_worker_count_is_one_line_before_anything_is_written(tiny_exports, tmp_path):
+    pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh (the [ray] extra)")
+    index = tmp_path / "idx.sqlite"
+    result = atom_deploy("index", "--engine", "ray", "--workers", "0", "--artifacts", str(tiny_exports["fp32"]),
+                         "--index", str(index), str(VIDEOS / "bikes.mp4"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("atom-deploy index: error: --workers (0), --worker-cpus (1) and batches per range (4) "
+                                     "must each be at least 1")
+    assert not index.exists()

@@ -60,7 +60,11 @@ class RayOptions:
     workers: int | None = None  # None: as many as the cluster's CPUs hold at worker_cpus each
     worker_cpus: int = 1  # CPUs each actor reserves; its Session runs that many threads
     batches_per_range: int = BATCHES_PER_RANGE
-    object_store_bytes: int | None = None  # a local cluster's object store (None: Ray's default)
+
+    def __post_init__(self) -> None:
+        if self.worker_cpus < 1 or (self.workers is not None and self.workers < 1) or self.batches_per_range < 1:
+            raise AtomError(f"--workers ({self.workers}), --worker-cpus ({self.worker_cpus}) and batches per range "
+                            f"({self.batches_per_range}) must each be at least 1")
 
 
 @dataclass
@@ -102,8 +106,6 @@ def index_videos_ray(
     ray = import_ray()
     started = time.perf_counter()
     per_range = clips_per_batch(manifest.decode[Key.MAX_BATCH], beam) * options.batches_per_range
-    if options.worker_cpus < 1 or (options.workers is not None and options.workers < 1) or options.batches_per_range < 1:
-        raise AtomError("--workers, --worker-cpus and batches per range must each be at least 1")
     plain, jobs = plan_run(index, inputs, window_s, stride_s, prune)
     report = RayIndexReport(**vars(plain))
     if not jobs:
@@ -127,10 +129,8 @@ def _connect(ray, options: RayOptions) -> bool:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     local = options.address is None
     try:
-        ray.init(
-            address=options.address, include_dashboard=False if local else None, log_to_driver=False,
-            object_store_memory=options.object_store_bytes if local else None, logging_level="WARNING",
-        )
+        ray.init(address=options.address, include_dashboard=False if local else None, log_to_driver=False,
+                 logging_level="WARNING")
     except Exception as exc:  # ConnectionError, ValueError on a malformed address, Ray's own errors
         raise AtomError(f"cannot reach the Ray cluster at {options.address or 'a new local cluster'}: {_one_line(exc)}") from None
     return True
