@@ -246,6 +246,12 @@ def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     assert checks[("onnx int8", "CIDEr drop")]["reference"] == "onnx fp32"
     assert checks[("executorch int8", "CIDEr drop")]["value"] == pytest.approx(
         by_name["executorch fp32"]["scores"]["cider"] - by_name["executorch int8"]["scores"]["cider"])
+    # Each int8 decoder read against the same backend's fp32 on the shipped text (eval/lm.py)
+    lm = {r["row"]: r for r in report["lm_fidelity"]}
+    assert {row: r["reference"] for row, r in lm.items()} == {"executorch int8": "executorch fp32", "onnx int8": "onnx fp32"}
+    assert all(r["tokens"] >= 2048 and 0 < r["top1"] < 1 and 0 < r["mean_kl"] < r["p99_kl"] for r in lm.values())
+    assert checks[("onnx int8", "LM mean KL")]["value"] == lm["onnx int8"]["mean_kl"]
+    assert checks[("onnx int8", "LM top-1 disagreement")]["value"] == pytest.approx(1 - lm["onnx int8"]["top1"])
     assert len(report["samples"]) == 8
     sample = report["samples"][0]
     assert len(sample["references"]) == 4 and sample["query"] not in sample["references"]
@@ -260,6 +266,7 @@ def test_eval_cli_end_to_end(tiny_exports, tmp_path):
     assert tuple(records[0]) == ROW_FIELDS and [r["row"] for r in records] == names
     assert all(r["cider"] != "" and r["r1"] != "" for r in records)
     assert records[1]["cider_drop_ok"] in ("True", "False") and records[1]["bounds_reference"] == "executorch fp32"
+    assert float(records[1]["lm_mean_kl"]) == pytest.approx(lm["executorch int8"]["mean_kl"], abs=1e-4)
     for column in ("cider_drop", "r1_drop", "backend_cider_gap"):
         low, value, high = (float(records[1][column + part]) for part in ("_low", "", "_high"))
         assert low - 0.01 <= value <= high + 0.01  # rounded to 3 and 2 decimals

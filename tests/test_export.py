@@ -101,6 +101,10 @@ def test_parity_passes_on_tiny_exports(tiny_exports, mode):
         if r["module"] == Module.DECODER and r["reference"] == f"eager {mode}" and not r["run"].startswith("eager")
     ]
     assert decoder_rows and all(r["passed"] for r in rows)
+    if mode == "int8":  # sound int8 exports pass the LM gates (a doctored one fails: test_lm_fidelity.py)
+        gated = {(r["run"], r["metric"]) for r in rows if r["metric"].startswith("LM ") and r["threshold"] is not None}
+        assert {(f"{b} int8", m) for b in ("executorch", "onnx") for m in
+                ("LM top-1 agreement", "LM mean KL", "LM p99 KL", "LM perplexity ratio")} == gated
     if mode == "fp32":
         # fp32 backends reproduce eager tokens exactly, greedy and teacher-forced.
         assert all(r["value"] == 1.0 and r["first_divergence"] is None for r in decoder_rows)

@@ -1,4 +1,4 @@
-"""atom-deploy eval: caption quality, retrieval and STS-B per backend, in the shape of the paper's tables."""
+"""atom-deploy eval: caption quality, retrieval, STS-B and language-model fidelity per backend, in the shape of the paper's tables."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stsb-pairs", type=int, default=0, help="use only the first N STS-B pairs (0: all)")
     p.add_argument("--no-stsb", action="store_true", help="skip STS-B")
     p.add_argument("--fail-on-bound", action="store_true",
-                   help="exit 1 when an int8 bound (CIDEr, R@1, backend gap, STS-B) fails, after writing the report")
+                   help="exit 1 when a bound (CIDEr, R@1, backend gap, STS-B, LM top-1/KL/perplexity) fails, after writing the report")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its JVM needs ~2 GB)")
+    p.add_argument("--lm-tokens", type=int, default=None,
+                   help="tokens of the shipped text each quantized decoder is scored on against fp32 "
+                        "(top-1, KL, perplexity: eval/lm.py; default 2048, 0: skip)")
     p.add_argument("--ablations", action="store_true",
                    help="beam 1/4, steps 12/23, clip 112/224, frames 2/6 (builds variant exports unless given)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
@@ -45,14 +48,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from atom_deploy.eval.ablations import run_ablations
     from atom_deploy.eval.data import load_for_shape
+    from atom_deploy.eval.lm import lm_checks, lm_rows
     from atom_deploy.eval.report import console, write_outputs
     from atom_deploy.eval.rows import first_export, plan_rows
     from atom_deploy.eval.run import EvalReport, evaluate_rows, sample_captions
     from atom_deploy.eval.stsb import read_stsb
     from atom_deploy.eval.variants import build_variants, parse_variant_args
+    from atom_deploy.parity.lm_fidelity import DEFAULT_TOKENS
 
     if args.clips < 1:
         raise AtomError(f"--clips must be >= 1, got {args.clips}")
+    lm_tokens = DEFAULT_TOKENS if args.lm_tokens is None else args.lm_tokens
+    if lm_tokens < 0:
+        raise AtomError(f"--lm-tokens must be 0 or more, got {lm_tokens}")
     if args.fp32_artifacts is not None and not args.fp32_artifacts.is_dir():
         raise AtomError(f"--fp32-artifacts {args.fp32_artifacts} is not a folder")
     rows, skipped = plan_rows(args.rows, args.artifacts, args.fp32_artifacts, args.da4w_artifacts)
@@ -69,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             stsb_pairs = stsb_pairs[: args.stsb_pairs]
     results, checks = evaluate_rows(rows, eval_set, args.artifacts, args.fp32_artifacts, beam=args.beam,
                                     stsb_pairs=stsb_pairs, meteor=not args.no_meteor, log=_log)
+    lm = lm_rows(rows, args.artifacts, args.fp32_artifacts, lm_tokens, log=_log) if lm_tokens else []
+    checks += lm_checks(lm)
     ablations = []
     if args.ablations:
         variants = {"default": args.artifacts, **parse_variant_args(args.variant)}
@@ -84,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
         "model_source": model.get("source", ""), "clips": args.clips, "seed": args.seed, "beam": args.beam,
         "clip_shape": list(clip_shape), "decode_steps": manifest.decode[Key.DECODE_STEPS],
         "stsb": str(args.stsb) if stsb_pairs else "", "stsb_pairs": len(stsb_pairs or []),
-        "references_per_clip": len(eval_set.samples[0].references),
+        "references_per_clip": len(eval_set.samples[0].references), "lm_tokens": lm_tokens,
     }
     report = EvalReport(config, tuple(results), tuple(checks), tuple(sample_captions(eval_set, results)),
-                        tuple(skipped), tuple(ablations))
+                        tuple(skipped), tuple(ablations), tuple(lm))
     print(console(report))
     for path in write_outputs(report, args.out):
         print(f"wrote {path}")

@@ -27,10 +27,14 @@ ROW_FIELDS = ("row", "bleu4", "meteor", "rouge_l", "cider", "r1", "r5", "r10", "
               "r1_drop", "r1_drop_low", "r1_drop_high", "r1_drop_ok", "bounds_reference",
               "backend_cider_gap", "backend_cider_gap_low", "backend_cider_gap_high", "backend_cider_gap_ok",
               "stsb_drop", "stsb_drop_ok",  # _low/_high: the 95% paired-bootstrap interval (bounds.py)
+              "lm_top1_disagreement", "lm_top1_disagreement_ok", "lm_mean_kl", "lm_mean_kl_ok",  # eval/lm.py
+              "lm_p99_kl", "lm_p99_kl_ok", "lm_ppl_ratio", "lm_ppl_ratio_ok",
               "backend_identical_captions")  # on the ExecuTorch row: captions equal to the same recipe's ONNX row
 ABLATION_FIELDS = ("group", "label", "variant", "beam", "steps", "clip_shape", "cider", "seconds_per_clip")
 CHECK_COLUMNS = {"CIDEr drop": "cider_drop", "R@1 drop": "r1_drop", "CIDEr gap": "backend_cider_gap",
-                 "STS-B Pearson drop": "stsb_drop"}
+                 "STS-B Pearson drop": "stsb_drop", "LM top-1 disagreement": "lm_top1_disagreement",
+                 "LM mean KL": "lm_mean_kl", "LM p99 KL": "lm_p99_kl", "LM perplexity ratio": "lm_ppl_ratio"}
+FOUR_DIGIT_COLUMNS = {"stsb_drop", "lm_top1_disagreement", "lm_mean_kl", "lm_p99_kl", "lm_ppl_ratio"}
 
 
 def to_json(report: EvalReport) -> dict:
@@ -42,6 +46,8 @@ def to_json(report: EvalReport) -> dict:
         "backend_caption_agreement": caption_agreement(report),
         "samples": [asdict(s) for s in report.samples],
         "ablations": [asdict(a) for a in report.ablations],
+        "lm_fidelity": [{"row": r.row, "reference": r.reference, **asdict(r.fidelity), "ppl_ratio": r.fidelity.ppl_ratio}
+                        for r in report.lm],
         "skipped": list(report.skipped),
     }
 
@@ -73,7 +79,7 @@ def row_records(report: EvalReport) -> list[dict]:
             record.update(stsb_pearson=_r(r.stsb.pearson, 4), stsb_spearman=_r(r.stsb.spearman, 4))
         for check in (c for c in report.checks if c.row == r.name):
             column = CHECK_COLUMNS[check.metric]
-            record[column] = _r(check.value, 4 if column == "stsb_drop" else 2)
+            record[column] = _r(check.value, 4 if column in FOUR_DIGIT_COLUMNS else 2)
             record[f"{column}_ok"] = check.passed
             if check.interval is not None:
                 record[f"{column}_low"], record[f"{column}_high"] = (_r(x, 3) for x in check.interval)
@@ -123,6 +129,12 @@ def console(report: EvalReport) -> str:
             ("row", "check", "vs", "value", "95% interval (paired bootstrap)", "bound", "result"),
             [(c.row, c.metric, c.reference, f"{c.value:.4g}", _interval_text(c.interval), f"<= {c.bound}",
               "ok" if c.passed else "OVER") for c in report.checks],
+        ))
+    if report.lm:
+        parts.append(format_table(
+            ("row", "vs", "tokens", "top-1 agreement", "mean KL", "p99 KL", "perplexity", "reference perplexity"),
+            [(r.row, r.reference, r.fidelity.tokens, f"{r.fidelity.top1:.4f}", f"{r.fidelity.mean_kl:.4g}",
+              f"{r.fidelity.p99_kl:.4g}", f"{r.fidelity.ppl:.4g}", f"{r.fidelity.ppl_reference:.4g}") for r in report.lm],
         ))
     agreement = caption_agreement(report)
     if agreement:

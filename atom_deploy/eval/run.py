@@ -15,6 +15,7 @@ from atom_deploy.eval.caption_metrics import CaptionScores, score_captions
 from atom_deploy.eval.captioning import caption_clips
 from atom_deploy.eval.data import EvalSet
 from atom_deploy.eval.facts import FactScores, score_facts
+from atom_deploy.eval.lm import LmRow
 from atom_deploy.eval.retrieval import RetrievalScores, caption_retrieval
 from atom_deploy.eval.rows import RowSpec, open_row
 from atom_deploy.eval.stsb import StsPair, StsResult, evaluate_stsb
@@ -52,6 +53,7 @@ class EvalReport:
     samples: tuple[SampleCaptions, ...]
     skipped: tuple[str, ...]
     ablations: tuple[AblationResult, ...] = field(default=())
+    lm: tuple[LmRow, ...] = field(default=())  # teacher-forced fidelity of each quantized row (lm.py)
 
 
 def evaluate_rows(

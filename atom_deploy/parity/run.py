@@ -5,7 +5,9 @@ built with the recipe the manifest records; eager int8 is always built, as the p
 
 Rows compare one module on one pair of runs. Encoder and MiniLM: cosine and relative
 max-abs of outputs. Decoder: 23 greedy tokens (agreement and first divergence) plus the
-teacher-forced agreement, which does not let one early flip hide every later step.
+teacher-forced agreement, which does not let one early flip hide every later step. Each
+quantized export's decoder is also read against eager fp32 on real text (lm_fidelity.py):
+top-1 agreement, KL and perplexity, gated by LM_BOUNDS.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import INT8, QuantRecipe, quantize_eager
 from atom_deploy.model import AtomModel
 from atom_deploy.model_source import resolve_model
+from atom_deploy.parity import lm_fidelity
 from atom_deploy.parity.metrics import TokenAgreement, cosine, relative_max_abs
 from atom_runner.decoding import DecoderStepper, greedy, prefill
 from atom_runner.manifest import Manifest, artifact_folders, load_manifest
+from atom_runner.prompts import TextConventions
 from atom_runner.runtimes import LoadedModule, load_module
 from atom_runner.schema import TOKENIZER_FILES, Entry, Key, KVStyle, Module, TokenizerName
 
@@ -72,7 +76,8 @@ class Outputs:
     forced: list[int]  # argmax at each step when fed the eager-fp32 greedy tokens
 
 
-def run_parity(folder: Path) -> list[ParityRow]:
+def run_parity(folder: Path, lm_tokens: int = lm_fidelity.DEFAULT_TOKENS) -> list[ParityRow]:
+    """lm_tokens: tokens of the corpus each quantized export is scored on (0: no LM rows)."""
     manifests = [load_manifest(f) for f in artifact_folders(folder)]
     first = manifests[0].data[Key.MODEL]
     source = resolve_model(first[Key.MODEL_SPEC], manifests[0].decode[Key.DECODE_STEPS], first[Key.SEED])
@@ -100,6 +105,8 @@ def run_parity(folder: Path) -> list[ParityRow]:
         rows += _compare(label, out, f"eager {mode}", ref[mode], vs_fp32=False, mode=mode)
         if recipe.quantized:
             rows += _compare(label, out, "eager fp32", ref["fp32"], vs_fp32=True, mode=mode)
+            if lm_tokens:
+                rows += _lm_rows(label, manifest, loaded[Module.DECODER], fp32, mode, lm_tokens)
     return rows
 
 
@@ -123,6 +130,24 @@ def _compare(run: str, out: Outputs, ref_name: str, ref: Outputs, vs_fp32: bool,
     gate_forced = FP32_TOKEN_AGREEMENT if gate_free else (None if vs_fp32 else QUANT_TEACHER_FORCED_AGREEMENT)
     rows.append(ParityRow(Module.DECODER, run, ref_name, "greedy token agreement", free.agreement, gate_free, True, free.first_divergence))
     rows.append(ParityRow(Module.DECODER, run, ref_name, "teacher-forced agreement", forced.agreement, gate_forced, True, forced.first_divergence))
+    return rows
+
+
+def _lm_rows(run: str, manifest: Manifest, decoder: LoadedModule, fp32: AtomModel, mode: str, tokens: int) -> list[ParityRow]:
+    from tokenizers import Tokenizer
+
+    kv = manifest.module(Module.DECODER)[Key.KV_CACHE]
+    export = DecoderStepper(decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+    eager = DecoderStepper(_eager_module(fp32, Module.DECODER), KVStyle.EXPLICIT_IO, kv[Key.SHAPE])
+    tokenizer = Tokenizer.from_file(str(manifest.root / TOKENIZER_FILES[TokenizerName.DECODER]))
+    ids = tokenizer.encode(lm_fidelity.corpus_text(), add_special_tokens=False).ids
+    conventions = TextConventions.from_manifest(manifest.data)
+    result = lm_fidelity.measure(eager, export, ids, conventions.bos_id if conventions.add_bos else None, tokens)
+    rows = [ParityRow(Module.DECODER, run, "eager fp32", metric, value, bound, higher)
+            for metric, value, bound, higher in result.gates(lm_fidelity.LM_BOUNDS.get(mode))]
+    # Perplexity itself is reported: it depends on the text as much as on the quantization.
+    rows.append(ParityRow(Module.DECODER, run, "corpus", "LM perplexity", result.ppl, None))
+    rows.append(ParityRow(Module.DECODER, "eager fp32", "corpus", "LM perplexity", result.ppl_reference, None))
     return rows
 
 

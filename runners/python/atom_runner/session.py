@@ -79,6 +79,7 @@ class Session:
             self.minilm_tokenizer = MiniLMTokenizer(
                 tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
             )
+            self._kv_style: str | None = None  # the manifest's, until replace_modules brings modules of another
             self._stepper = self.new_stepper()
             self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
         except BaseException:
@@ -208,7 +209,7 @@ class Session:
         """A stepper with its own KV cache on this session's decoder, for callers that drive
         the decode loop themselves (parity, tests of the loop's rules)."""
         kv = self.manifest.module(Module.DECODER)[Key.KV_CACHE]
-        return DecoderStepper(self.decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+        return DecoderStepper(self.decoder, self._kv_style or kv[Key.KV_STYLE], kv[Key.SHAPE])
 
     def replace_modules(self, encoder: LoadedModule, decoder: LoadedModule, minilm: LoadedModule, kv_style: str, backend: str) -> None:
         """Serve the same tasks, tokenizers and decode settings with modules loaded elsewhere
@@ -216,7 +217,8 @@ class Session:
         self.encoder.close()
         self.encoder = InlineEncoder(encoder)
         self.decoder, self.minilm, self.backend = decoder, minilm, backend
-        self._stepper = DecoderStepper(decoder, kv_style, self.manifest.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE])
+        self._kv_style = kv_style
+        self._stepper = self.new_stepper()
 
     def close(self) -> None:
         """Stop the encoder worker, if any. Safe to call again."""
