@@ -31,7 +31,7 @@ from atom_runner.errors import AtomError
 # Python Language Reference excerpt (PSF License v2): atom_deploy/assets/text/SOURCE.md
 CORPUS = Path(__file__).resolve().parents[1] / "assets" / "text" / "python_reference.txt"
 WINDOW = 512  # llama.cpp's default perplexity context; a smaller export uses its own
-DEFAULT_TOKENS = 2048  # scored tokens: seconds on the tiny model, a minute or two on SmolLM2-135M
+DEFAULT_TOKENS = 2048  # scored tokens: seconds on the tiny model, minutes on SmolLM2-135M (docs/quantization.md)
 
 
 @dataclass(frozen=True)
