@@ -65,6 +65,7 @@ def test_a_text_shorter_than_one_window_is_an_error(pair):
         lm_fidelity.measure(fp32.new_stepper(), int8.new_stepper(), list(range(10, 40)), fp32.bos_id)
 
 
+@pytest.mark.slow
 def test_parity_fails_on_a_doctored_int8_export(tiny_exports, tmp_path):
     """Coarser weight integers (every int8 weight rounded to an even level: 7 bits) in the ONNX
     int8 decoder, with the manifest vouching for the new file: the LM gates must catch it and
