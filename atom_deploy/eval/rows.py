@@ -89,7 +89,8 @@ def eager_session(folder: Path):
 
     session = Session(folder, overlap="off")
     model_info = session.manifest.data[Key.MODEL]
-    source = resolve_model(model_info[Key.MODEL_SPEC], session.decode_steps, model_info[Key.SEED])
+    source = resolve_model(model_info[Key.MODEL_SPEC], session.decode_steps, model_info[Key.SEED], session.max_batch,
+                           session.max_context)  # the export's cache shape, which the eager decoder steps on
     model = source.build()
     eager = {name: EagerModule(build_exportable(name, model, KVStyle.EXPLICIT_IO)) for name in Module.ALL}
     session.replace_modules(

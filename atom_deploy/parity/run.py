@@ -80,7 +80,9 @@ def run_parity(folder: Path, lm_tokens: int = lm_fidelity.DEFAULT_TOKENS) -> lis
     """lm_tokens: tokens of the corpus each quantized export is scored on (0: no LM rows)."""
     manifests = [load_manifest(f) for f in artifact_folders(folder)]
     first = manifests[0].data[Key.MODEL]
-    source = resolve_model(first[Key.MODEL_SPEC], manifests[0].decode[Key.DECODE_STEPS], first[Key.SEED])
+    decode = manifests[0].decode  # the export's cache shape, so eager steps on the same cache as the export
+    source = resolve_model(first[Key.MODEL_SPEC], decode[Key.DECODE_STEPS], first[Key.SEED], decode[Key.MAX_BATCH],
+                           decode[Key.MAX_CONTEXT])
     inputs = _inputs(manifests[0], source.config)
     recipes = [QuantRecipe.from_record(m.module(Module.DECODER)[Key.QUANTIZATION]) for m in manifests]
     references = [INT8] + sorted({r for r in recipes if r.quantized} - {INT8}, key=str)
