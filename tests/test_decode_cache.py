@@ -92,3 +92,8 @@ def test_executorch_decoder_writes_its_cache_in_place(tiny_exports):
     # the attention reads the cache rows as they lie: broadcasting them to the query heads
     # (matmul's expand) copied the whole cache every step, per layer
     assert not [name for name in ops if name.startswith("aten::expand_copy")]
+    # the step's cache slots (write, reorder source, reorder target) and its attention mask
+    # are built once for all layers: per layer they were a third of the portable-kernel
+    # calls, and a masked_fill per layer split each layer's XNNPACK call in two
+    assert ops["aten::arange.start_out"] <= 4, ops
+    assert ops["aten::where.self_out"] <= 1 and ops["aten::bitwise_not.out"] <= 1, ops

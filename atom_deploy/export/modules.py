@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from atom_deploy.export.contract import DynamicDim, EntryPoint, ExportableModule, OutputSpec, TensorSpec
 from atom_deploy.model import AtomModel
 from atom_deploy.models import Decoder
-from atom_deploy.models.kv_cache import InPlaceCache, buffer_shape, copy_rows
+from atom_deploy.models.kv_cache import InPlaceCache, buffer_shape, copy_rows, slot_index
 from atom_runner.errors import AtomError
 from atom_runner.schema import Entry, Key, KVStyle, Module
 from atom_runner.schema import Tensor as T
@@ -78,12 +78,17 @@ class InPlaceTextDecoder(nn.Module):
     def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor, reorder_pos: Tensor) -> Tensor:
         c = self.decoder.config
         rows = torch.arange(embeds.shape[0])
+        # Slot arithmetic is the same for every layer: computed once a step, not per layer
+        # and cache (it was a third of the step's portable-kernel calls).
+        write = slot_index(rows, input_pos, c.kv_heads, c.max_context)
+        reorder_from = slot_index(cache_index, reorder_pos, c.kv_heads, c.max_context)
+        reorder_to = slot_index(rows, reorder_pos, c.kv_heads, c.max_context)
         caches = []
         for i in range(c.layers):
             k, v = getattr(self, f"k_cache_{i}"), getattr(self, f"v_cache_{i}")
-            copy_rows(k, rows, cache_index, reorder_pos, c.kv_heads, c.max_context)
-            copy_rows(v, rows, cache_index, reorder_pos, c.kv_heads, c.max_context)
-            caches.append(InPlaceCache(k, v, rows, c.max_context))
+            copy_rows(k, reorder_from, reorder_to)
+            copy_rows(v, reorder_from, reorder_to)
+            caches.append(InPlaceCache(k, v, write, embeds.shape[0], c.max_context))
         return self.decoder(embeds, input_pos, caches)
 
 

@@ -42,19 +42,28 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.heads * config.head_dim, config.dim, bias=False)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
-        # x: [B, S, D], cos/sin: [S, Dh], mask: [S, T] bool over the positions the cache returns
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
+        # x: [B, S, D], cos/sin: [S, Dh], bias: [rep * S, T] (attention_bias) over the positions the cache returns
         B, S, _ = x.shape
         q = self.q_proj(x).view(B, S, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         keys, values = cache.update(input_pos, k, v)  # [B, Hkv, T, Dh]
-        out = grouped_attention(q, keys, values, mask)  # [B, Hkv, rep, S, Dh]
+        out = grouped_attention(q, keys, values, bias)  # [B, Hkv, rep, S, Dh]
         return self.o_proj(out.permute(0, 3, 1, 2, 4).reshape(B, S, -1))
 
 
-def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+def attention_bias(mask: Tensor, rep: int) -> Tensor:
+    """The causal mask [S, T] (True = may attend) as an additive bias for `rep` query heads per
+    KV head, [rep * S, T] of 0 and -inf. Built once a step rather than masked per layer: a
+    masked_fill and its negation per layer ran outside XNNPACK and split each layer's
+    delegate call, while adding 0 or -inf to a finite score is exactly the masked score."""
+    blocked = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, float("-inf"))
+    return blocked.repeat(rep, 1)
+
+
+def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor) -> Tensor:
     """Grouped-query attention that reads the cache as it lies in memory.
 
     q [B, H, S, Dh] with H = Hkv * rep is regrouped as [B * Hkv, rep * S, Dh], so each KV
@@ -68,8 +77,7 @@ def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> 
     kv_heads, T = keys.shape[1], keys.shape[2]
     rep = H // kv_heads
     grouped = q.reshape(B * kv_heads, rep * S, Dh)
-    scores = torch.bmm(keys.reshape(B * kv_heads, T, Dh), grouped.transpose(1, 2)).transpose(1, 2) * (Dh**-0.5)
-    scores = scores.masked_fill(~mask.repeat(rep, 1), float("-inf"))  # mask [S, T] per query head
+    scores = torch.bmm(keys.reshape(B * kv_heads, T, Dh), grouped.transpose(1, 2)).transpose(1, 2) * (Dh**-0.5) + bias
     out = torch.bmm(scores.softmax(dim=-1), values.reshape(B * kv_heads, T, Dh))
     return out.view(B, kv_heads, rep, S, Dh)
 
@@ -93,8 +101,8 @@ class DecoderBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, input_pos, cache)
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, bias, input_pos, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -118,6 +126,9 @@ class Decoder(nn.Module):
         c = self.config
         return (c.layers, batch, c.kv_heads, c.max_context, c.head_dim)
 
+    def attention_bias(self, mask: Tensor) -> Tensor:
+        return attention_bias(mask, self.config.heads // self.config.kv_heads)
+
     def embed(self, tokens: Tensor) -> Tensor:
         # tokens: [B, S] -> [B, S, D]
         return self.embed_tokens(tokens)
@@ -126,10 +137,10 @@ class Decoder(nn.Module):
         # embeds: [B, S, D], input_pos: [S] consecutive positions, one cache per layer
         # -> logits of the last position [B, V]
         cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
-        mask = self.causal_mask[input_pos]  # [S, S_max]: position p sees 0..p
+        bias = self.attention_bias(self.causal_mask[input_pos])  # position p sees 0..p of S_max
         x = embeds
         for layer, cache in zip(self.layers, caches):
-            x = layer(x, cos, sin, mask, input_pos, cache)
+            x = layer(x, cos, sin, bias, input_pos, cache)
         return self.lm_head(self.norm(x[:, -1:, :]))[:, 0, :]
 
     def forward_explicit(

@@ -42,20 +42,20 @@ class InPlaceCache:
     row r's head h at position p is slot (r * Hkv + h) * S_max + p. ExecuTorch's in-place
     index_put takes exactly one 1-D index, and with slots flattened one index can name any
     rows at any positions. Head-major slots let the attention read the first B rows as
-    they lie in memory, [B, Hkv, S_max, Dh], with no transpose of the cache.
+    they lie in memory, [B, Hkv, S_max, Dh], with no transpose of the cache. `slots` are the
+    step's write slots (`slot_index`), computed once for every layer.
     """
 
-    def __init__(self, k_buffer: Tensor, v_buffer: Tensor, rows: Tensor, max_context: int):
-        self.k_buffer, self.v_buffer, self.rows, self.max_context = k_buffer, v_buffer, rows, max_context
+    def __init__(self, k_buffer: Tensor, v_buffer: Tensor, slots: Tensor, rows: int, max_context: int):
+        self.k_buffer, self.v_buffer, self.slots = k_buffer, v_buffer, slots
+        self.rows, self.max_context = rows, max_context
 
     def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        write_slots(self.k_buffer, self.slots, k)
+        write_slots(self.v_buffer, self.slots, v)
         kv_heads = k.shape[1]
-        slots = slot_index(self.rows, input_pos, kv_heads, self.max_context)
-        write_slots(self.k_buffer, slots, k)
-        write_slots(self.v_buffer, slots, v)
-        B = k.shape[0]
-        return (rows_view(self.k_buffer, B, kv_heads, self.max_context),
-                rows_view(self.v_buffer, B, kv_heads, self.max_context))
+        return (rows_view(self.k_buffer, self.rows, kv_heads, self.max_context),
+                rows_view(self.v_buffer, self.rows, kv_heads, self.max_context))
 
 
 def buffer_shape(max_batch: int, kv_heads: int, max_context: int, head_dim: int) -> tuple[int, int]:
@@ -79,8 +79,8 @@ def rows_view(buffer: Tensor, rows: int, kv_heads: int, max_context: int) -> Ten
     return buffer[: rows * kv_heads * max_context].view(rows, kv_heads, max_context, buffer.shape[-1])
 
 
-def copy_rows(buffer: Tensor, rows: Tensor, parents: Tensor, positions: Tensor, kv_heads: int, max_context: int) -> None:
-    """Row rows[b] takes row parents[b]'s keys at `positions`: a beam reorder that moves
-    only the positions where the rows can differ."""
-    moved = buffer.index_select(0, slot_index(parents, positions, kv_heads, max_context))
-    buffer.index_put_((slot_index(rows, positions, kv_heads, max_context),), moved)
+def copy_rows(buffer: Tensor, from_slots: Tensor, to_slots: Tensor) -> None:
+    """The slots `to_slots` take the keys at `from_slots`: a beam reorder (row rows[b] takes
+    row parents[b]'s positions, `slot_index` of each) that moves only the positions where
+    the rows can differ."""
+    buffer.index_put_((to_slots,), buffer.index_select(0, from_slots))

@@ -23,10 +23,10 @@ def hidden_states(decoder: Decoder, embeds: Tensor) -> Tensor:
     S = embeds.shape[1]
     pos = torch.arange(S)
     cos, sin = decoder.rope_cos[pos], decoder.rope_sin[pos]
-    mask = decoder.causal_mask[:S, :S]
+    bias = decoder.attention_bias(decoder.causal_mask[:S, :S])
     x = embeds
     for layer in decoder.layers:
-        x = layer(x, cos, sin, mask, pos, NoCache())
+        x = layer(x, cos, sin, bias, pos, NoCache())
     return decoder.norm(x)
 
 
