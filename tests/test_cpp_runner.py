@@ -134,13 +134,21 @@ def test_search_and_pipeline(host_runner, tiny_exports, clips, tmp_path):
     assert len(pipe["captions"]) == 3 and len(pipe["ranked"]) == 2 and "tokens" in pipe["script"]
 
 
-def test_bench_reports_loads_stages_overlap_and_rss(host_runner, tiny_exports, clips):
-    out = run_json(host_runner, "bench", "--artifacts", str(tiny_exports["int8"] / "executorch"), "--iters", "2", *clips)
-    print("bench:", json.dumps(out))
-    assert set(out["load_s"]) == {"total", "video_encoder", "decoder", "minilm"}
-    assert out["caption_median_s"]["reuse"] > 0 and out["caption_median_s"]["reload"] > 0
-    assert out["peak_rss_kb"] > 1000
-    assert out["overlapped"]["overlap"] is True and out["serial"]["overlap"] is False
+def test_reuse_bench_variants_load_what_they_claim_and_caption_as_caption_does(host_runner, tiny_exports, clips):
+    """The reuse-vs-reload benchmark's one C++ entry (what `atom-deploy bench --device` runs)."""
+    art = str(tiny_exports["int8"] / "executorch")
+    runs = {v: run_json(host_runner, "reuse-bench", "--artifacts", art, "--variant", v, "--prompt", "a dog runs",
+                        "--beam", "2", *clips) for v in ("no_reuse", "atom")}
+    print("reuse-bench:", json.dumps({v: r["seconds"] for v, r in runs.items()}))
+    assert runs["no_reuse"]["loads"] == {"video_encoder": 1, "decoder": 2, "minilm": 1}
+    assert runs["atom"]["loads"] == {"video_encoder": 1, "decoder": 1, "minilm": 1}
+    captioned = run_json(host_runner, "caption", "--artifacts", art, "--beam", "2", *clips)["captions"]
+    assert runs["atom"]["outputs"]["captions"] == [c["text"] for c in captioned]
+    assert runs["atom"]["outputs"] == runs["no_reuse"]["outputs"] and len(runs["atom"]["outputs"]["top"]) == 3
+    assert set(runs["atom"]["overlap"]) == {"encode_s", "decode_s", "wall_s"} and "overlap" not in runs["no_reuse"]
+    for r in runs.values():
+        assert r["seconds"]["assembly_done"] >= r["seconds"]["retrieval_done"] > 0
+        assert set(r["peak_mb"]) == {"load", "run"} and min(r["peak_mb"].values()) > 0
 
 
 # --- negative cases --------------------------------------------------------------------

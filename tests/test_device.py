@@ -88,14 +88,6 @@ def test_run_on_device_matches_direct_qemu_run(setup, aarch64_runner):
     assert len(emb["embeddings"][0]) == 384
 
 
-def test_bench_on_device(setup):
-    env, b = setup["env"], setup["bundle"]
-    device("push", "--bundle", str(b), env=env)
-    out = json.loads(device("bench", "--bundle", str(b), "--clips", "2", "--iters", "1", env=env).stdout)
-    print("device bench (qemu cortex-a76):", json.dumps(out))
-    assert out["peak_rss_kb"] > 0 and out["overlapped"]["overlap"] is True
-
-
 def test_reuse_bench_through_the_device_runner(setup, tmp_path):
     """atom-deploy bench --device: both variants as fresh atom_runner processes on the "phone"."""
     from conftest import atom_deploy

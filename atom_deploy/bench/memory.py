@@ -1,5 +1,5 @@
 """Peak resident memory from /proc: the kit's one reader of VmHWM (the C++ runner's mirror
-is peak_rss_kb in runners/android/src/tasks.cpp).
+is peak_rss_kb in runners/android/src/process_memory.cpp).
 
 VmHWM is the process's high-water mark, so a measurement that must not include an earlier
 phase either runs in a fresh process or resets the mark first (reset_peak).

@@ -1,11 +1,10 @@
-"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|serve|bench|parity)."""
+"""atom-deploy device: bundle the aarch64 C++ runner and run it on a phone over adb (bundle|list|push|run|serve|parity)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 DEFAULT_BUNDLE = Path("build") / "device-bundle"
@@ -26,7 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        ("run", "run atom_runner on the device: device run [--clip F]... -- caption --beam 4"),
                        ("serve", "one resident atom_runner serve for many tasks: JSON request lines on stdin (local "
                                  "clip paths are pushed), one reply line each on stdout (docs/android.md)"),
-                       ("bench", "push N random clips and run atom_runner bench on the device"),
                        ("parity", "the device's tokens and embeddings against the same .pte on the host; exit 1 below "
                                   "the thresholds (docs/device_parity.md)")):
         a = actions.add_parser(name, help=text)
@@ -35,10 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if name == "run":
             a.add_argument("--clip", action="append", default=[], type=Path, help="a local float32 clip .bin, pushed first")
             a.add_argument("runner_args", nargs=argparse.REMAINDER, help="atom_runner subcommand and options")
-        if name == "bench":
-            a.add_argument("--clips", type=int, default=4)
-            a.add_argument("--iters", type=int, default=3)
-            a.add_argument("--beam", type=int, default=4)
         if name == "parity":
             a.add_argument("--clips", type=int, default=2, help="demo test clips at the manifest's clip shape")
             a.add_argument("--beams", default="1,4", help="decodes to compare: 1 (greedy), 4 (beam 4) or 1,4")
@@ -85,25 +79,6 @@ def run(args: argparse.Namespace) -> int:
         loads = " ".join(f"{module}={n}" for module, n in sorted(stats["loads"].items()))
         print(f"atom_runner serve on {adb.serial}: {stats['requests'] - 1} requests, {stats['errors']} errors, "
               f"loads {loads} ({stats['load_s']:.2f} s)", file=sys.stderr)
-        return 0
-    if args.action == "bench":
-        import numpy as np
-
-        from atom_runner.manifest import load_manifest
-        from atom_runner.schema import Key
-
-        shape = load_manifest(args.bundle / "artifacts").data[Key.CLIP][Key.SHAPE]
-        rng = np.random.default_rng(0)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = []
-            for i in range(args.clips):
-                path = Path(tmp) / f"bench{i}.bin"
-                rng.standard_normal(shape).astype(np.float32).tofile(path)
-                local.append(path)
-            clips = push_files(adb, local, "clips")
-        out = run_runner(adb, ["bench", "--artifacts", "artifacts", "--iters", str(args.iters),
-                               "--beam", str(args.beam), *clips])
-        sys.stdout.write(out)
         return 0
     if args.action == "parity":
         from atom_deploy.device.parity import device_parity

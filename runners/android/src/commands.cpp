@@ -2,8 +2,11 @@
 
 #include <stdexcept>
 
+#include "captioning.h"
 #include "json.h"
-#include "tasks.h"
+#include "pipeline.h"
+#include "ranking.h"
+#include "task_json.h"
 
 namespace atom {
 
@@ -39,7 +42,7 @@ std::string search(Runner& r, const Command& c) {
   Json results = Json::array();
   for (const auto& [row, score] : rank(index, query, size_t(to_int(c.get("--top", "5"), "--top"))))
     results.push_back({{"index", row}, {"score", score}});
-  return Json{{"results", results}}.dump();
+  return json_dump({{"results", results}});
 }
 
 std::string generate(Runner& r, const Command& c) {
@@ -48,24 +51,24 @@ std::string generate(Runner& r, const Command& c) {
   const bool truncate = c.flag("--truncate");
   if (has_messages(c)) {
     if (!c.positional.empty()) throw std::invalid_argument("generate --messages takes no PROMPT");
-    return decoded_json(r.chat(messages(c), beam, steps, truncate));
+    return json_dump(decoded_json(r.chat(messages(c), beam, steps, truncate)));
   }
   if (c.positional.size() != 1) throw std::invalid_argument("generate needs exactly one PROMPT");
   if (c.flag("--chat")) {
     std::vector<ChatMessage> chat;
     if (!c.get("--system").empty()) chat.push_back({"system", c.get("--system")});
     chat.push_back({"user", c.positional[0]});
-    return decoded_json(r.chat(chat, beam, steps, truncate));
+    return json_dump(decoded_json(r.chat(chat, beam, steps, truncate)));
   }
   if (!c.get("--system").empty()) throw std::invalid_argument("--system needs --chat");
-  return decoded_json(r.generate(c.positional[0], beam, steps, truncate));
+  return json_dump(decoded_json(r.generate(c.positional[0], beam, steps, truncate)));
 }
 
 std::string tokenize(Runner& r, const Command& c) {
   Json ids = Json::array();  // one id list per text, or the chat prompt's one list
   if (has_messages(c)) {
     ids.push_back(r.chat_ids(messages(c)));
-    return Json{{"ids", ids}}.dump();
+    return json_dump({{"ids", ids}});
   }
   for (const std::string& text : c.positional) {
     if (c.flag("--minilm")) {
@@ -75,7 +78,7 @@ std::string tokenize(Runner& r, const Command& c) {
       ids.push_back(r.tokenizer().encode(text));
     }
   }
-  return Json{{"ids", ids}}.dump();
+  return json_dump({{"ids", ids}});
 }
 
 }  // namespace
@@ -87,16 +90,16 @@ std::string run_task(Runner& r, const Command& c) {
     bool overlap = !c.flag("--no-overlap");
     auto caps = caption_clips(r, c.positional,
                               to_int(c.get("--beam", std::to_string(r.manifest().beam_width)), "--beam"), overlap, t);
-    return caption_json(c.positional, caps, t, overlap);
+    return json_dump(caption_json(c.positional, caps, t, overlap));
   }
-  if (c.cmd == "embed") return embed_json(r.embed(c.positional));
+  if (c.cmd == "embed") return json_dump(embeddings_json(r.embed(c.positional)));
   if (c.cmd == "search") return search(r, c);
   if (c.cmd == "generate") return generate(r, c);
   if (c.cmd == "pipeline") {
     if (c.get("--prompt").empty() || c.positional.empty())
       throw std::invalid_argument("pipeline needs --prompt and clip files");
-    return pipeline_json(r, c.positional, c.get("--prompt"), to_int(c.get("--beam", "4"), "--beam"),
-                         size_t(to_int(c.get("--top", "3"), "--top")), true);
+    return json_dump(pipeline_json(r, c.positional, c.get("--prompt"), to_int(c.get("--beam", "4"), "--beam"),
+                                   size_t(to_int(c.get("--top", "3"), "--top")), true));
   }
   if (c.cmd == "tokenize") return tokenize(r, c);
   throw std::invalid_argument("unknown subcommand " + c.cmd);

@@ -266,22 +266,22 @@ std::map<std::string, uint64_t> kernel_calls() {
   return out;
 }
 
-std::string kernels_between(const std::map<std::string, uint64_t>& before) {
-  std::string s = "{";
+Json kernels_between(const std::map<std::string, uint64_t>& before) {
+  Json out = Json::object();
   for (const auto& [name, n] : kernel_calls()) {
     uint64_t d = n - before.at(name);
-    if (d) s += (s.size() > 1 ? "," : "") + json_quote(name) + ":" + std::to_string(d);
+    if (d) out[name] = d;
   }
-  return s + "}";
+  return out;
 }
 
-std::string names(uint64_t hwcap, uint64_t hwcap2) {
-  std::string s = "[";
+Json names(uint64_t hwcap, uint64_t hwcap2) {
+  Json out = Json::array();
   for (const auto& bit : kBits) {
     uint64_t word = bit.word == 1 ? hwcap : hwcap2;
-    if (word & b(bit.bit)) s += (s.size() > 1 ? "," : "") + json_quote(bit.name);
+    if (word & b(bit.bit)) out.push_back(bit.name);
   }
-  return s + "]";
+  return out;
 }
 
 std::string hex(uint64_t v) {
@@ -291,7 +291,7 @@ std::string hex(uint64_t v) {
 }
 
 // The first processor's identity lines (every core of a big.LITTLE phone lists its own part).
-std::string proc_cpuinfo() {
+Json proc_cpuinfo() {
   static const char* kKeys[] = {"Features", "CPU implementer", "CPU architecture", "CPU variant", "CPU part",
                                 "CPU revision", "model name", "flags", "Hardware"};
   std::ifstream f("/proc/cpuinfo");
@@ -305,48 +305,44 @@ std::string proc_cpuinfo() {
     for (const char* k : kKeys)
       if (key == k && !seen.count(key)) seen[key] = value;
   }
-  std::string s = "{";
-  for (const auto& [k, v] : seen) s += (s.size() > 1 ? "," : "") + json_quote(k) + ":" + json_quote(v);
-  return s + "}";
+  return seen;
 }
 
 // Vector lengths in bytes, read with RDVL/RDSVL (encoded by hand: the toolchain's assembler
 // predates SME). Only executed where the real hwcaps say the instruction exists.
-std::string vector_lengths(uint64_t hwcap, uint64_t hwcap2) {
-  std::string s = "";
+void add_vector_lengths(Json& cpu, uint64_t hwcap, uint64_t hwcap2) {
 #if defined(__aarch64__)
   if (hwcap & b(22)) {
     uint64_t vl;
     asm volatile(".inst 0x04bf5020\n mov %0, x0" : "=r"(vl) : : "x0");  // rdvl x0, #1
-    s += ",\"sve_vl_bytes\":" + std::to_string(vl);
+    cpu["sve_vl_bytes"] = vl;
   }
   if (hwcap2 & b(23)) {
     uint64_t svl;
     asm volatile(".inst 0x04bf5820\n mov %0, x0" : "=r"(svl) : : "x0");  // rdsvl x0, #1
-    s += ",\"sme_svl_bytes\":" + std::to_string(svl);
+    cpu["sme_svl_bytes"] = svl;
   }
 #endif
-  return s;
 }
 
 // Run each module once on fixed inputs and record which KleidiAI kernels each one called.
-std::string kernel_probe(const std::string& artifacts) {
+Json kernel_probe(const std::string& artifacts) {
   Runner r(artifacts);
   const Manifest& m = r.manifest();
-  std::string s = "{";
+  Json out = Json::object();
   auto before = kernel_calls();
   std::vector<float> prefix = r.encode(std::vector<float>(m.clip_numel(), 0.25f));
-  s += "\"video_encoder\":" + kernels_between(before);
+  out["video_encoder"] = kernels_between(before);
   before = kernel_calls();
   r.decode({}, prefix, 1, 2);
-  s += ",\"decoder_greedy\":" + kernels_between(before);
+  out["decoder_greedy"] = kernels_between(before);
   before = kernel_calls();
   r.decode({}, prefix, std::min(4, m.max_batch), 2);
-  s += ",\"decoder_beam\":" + kernels_between(before);
+  out["decoder_beam"] = kernels_between(before);
   before = kernel_calls();
   r.embed({"a red car"});
-  s += ",\"minilm\":" + kernels_between(before);
-  return s + "}";
+  out["minilm"] = kernels_between(before);
+  return out;
 }
 
 }  // namespace
@@ -354,23 +350,23 @@ std::string kernel_probe(const std::string& artifacts) {
 std::string device_info_json(const std::string& artifacts) {
   const uint64_t hwcap = real_auxval(kAtHwcap), hwcap2 = real_auxval(kAtHwcap2);
   const Mask& mk = mask();
-  std::string disabled = "[";
-  for (const auto& n : mk.names) disabled += (disabled.size() > 1 ? "," : "") + json_quote(n);
-  disabled += "]";
 #if defined(__aarch64__)
   const bool kai = true;
 #else
   const bool kai = false;
 #endif
-  std::string s = "{\"build\":" + std::string(atom_build_info).substr(std::strlen("ATOM_BUILD_INFO:"));
-  s += ",\"cpu\":{\"hwcap\":" + json_quote(hex(hwcap)) + ",\"hwcap2\":" + json_quote(hex(hwcap2));
+  // The build record is the JSON embedded in the binary (atom_build_info above), parsed back.
+  Json build = parse_json(std::string(atom_build_info).substr(std::strlen("ATOM_BUILD_INFO:")), 2, "build info");
+  Json cpu = {{"hwcap", hex(hwcap)}, {"hwcap2", hex(hwcap2)}};
   if (kai) {
-    s += ",\"features\":" + names(hwcap, hwcap2) + ",\"disabled\":" + disabled +
-         ",\"runtime_features\":" + names(hwcap & ~mk.hwcap, hwcap2 & ~mk.hwcap2) + vector_lengths(hwcap, hwcap2);
+    cpu["features"] = names(hwcap, hwcap2);
+    cpu["disabled"] = mk.names;
+    cpu["runtime_features"] = names(hwcap & ~mk.hwcap, hwcap2 & ~mk.hwcap2);
+    add_vector_lengths(cpu, hwcap, hwcap2);
   }
-  s += ",\"proc_cpuinfo\":" + proc_cpuinfo() + "}";
-  s += ",\"kernels\":" + (artifacts.empty() || !kai ? std::string("null") : kernel_probe(artifacts));
-  return s + "}";
+  cpu["proc_cpuinfo"] = proc_cpuinfo();
+  Json kernels = artifacts.empty() || !kai ? Json(nullptr) : kernel_probe(artifacts);
+  return json_dump({{"build", build}, {"cpu", cpu}, {"kernels", kernels}});
 }
 
 }  // namespace atom

@@ -1,5 +1,7 @@
 #include "json.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -46,8 +48,14 @@ int64_t json_index(const Json& v, int64_t limit, const std::string& what) {
   return v.get<int64_t>();
 }
 
-std::string json_quote(const std::string& s) {
-  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+std::string json_quote(const std::string& s) { return json_dump(Json(s)); }
+
+std::string json_dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+double json_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace atom

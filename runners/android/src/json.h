@@ -25,4 +25,11 @@ int64_t json_index(const Json& v, int64_t limit, const std::string& what);
 // A JSON string literal; invalid UTF-8 becomes U+FFFD, as Python's decode does.
 std::string json_quote(const std::string& s);
 
+// One line of JSON, strings repaired as json_quote repairs them: how the runner prints output.
+std::string json_dump(const Json& j);
+
+// `v` rounded to 9 significant digits, which round-trip a float32: the runner's numbers print
+// short ("0.1", not "0.10000000149011612").
+double json_number(double v);
+
 }  // namespace atom

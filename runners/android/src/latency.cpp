@@ -5,6 +5,8 @@
 #include <functional>
 #include <random>
 
+#include "json.h"
+
 namespace atom {
 
 namespace {
@@ -21,8 +23,6 @@ double median_of(int repeat, const std::function<double()>& fn) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-
-std::string num(double x) { return std::to_string(x); }
 
 }  // namespace
 
@@ -62,9 +62,13 @@ std::string latency_json(Runner& r, int repeat) {
   };
   double greedy_s = decode_step(1);
   double beam_s = decode_step(std::min(4, m.max_batch));
-  return "{\"runner\":\"cpp\",\"encoder_s\":" + num(encoder) + ",\"prefill_s\":" + num(prefill_s) +
-         ",\"prefill_tokens\":" + std::to_string(prefill_tokens) + ",\"greedy_step_s\":" + num(greedy_s) +
-         ",\"beam4_step_s\":" + num(beam_s) + ",\"repeat\":" + std::to_string(repeat) + "}";
+  return json_dump({{"runner", "cpp"},
+                    {"encoder_s", json_number(encoder)},
+                    {"prefill_s", json_number(prefill_s)},
+                    {"prefill_tokens", prefill_tokens},
+                    {"greedy_step_s", json_number(greedy_s)},
+                    {"beam4_step_s", json_number(beam_s)},
+                    {"repeat", repeat}});
 }
 
 }  // namespace atom

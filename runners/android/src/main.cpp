@@ -7,9 +7,9 @@
 //   atom_runner generate --artifacts DIR --chat [--system TEXT] ... MESSAGE   (the chat template's parts)
 //   atom_runner generate --artifacts DIR --messages FILE.json ...             ([{"role", "content"}, ...])
 //   atom_runner pipeline --artifacts DIR --prompt TEXT [--top K] [--beam 4] CLIP.bin...
-//   atom_runner bench    --artifacts DIR [--iters 3] [--beam 4] CLIP.bin...
 //   atom_runner reuse-bench --artifacts DIR --variant no_reuse|atom --prompt TEXT [--beam 4] CLIP.bin...
-//                                  (one run of one `atom-deploy bench --device` variant)
+//                                  (one run of one variant of the reuse-vs-reload benchmark,
+//                                   `atom-deploy bench --device`: reuse_bench.h)
 //   atom_runner latency  --artifacts DIR [--iters 5]    (stage times, as `atom-deploy latency` measures them)
 //   atom_runner tokenize --artifacts DIR (--decoder|--minilm) TEXT...   (token ids, for tests)
 //   atom_runner tokenize --artifacts DIR --messages FILE.json          (a chat prompt's ids, for tests)
@@ -33,14 +33,13 @@
 #include "runner.h"
 #include "runtime_log.h"
 #include "serve.h"
-#include "tasks.h"
 
 namespace {
 
 using Args = atom::Command;  // commands.h: the form serve builds from a JSON request too
 
 const char* kUsage =
-    "usage: atom_runner {caption|embed|search|generate|pipeline|bench|reuse-bench|latency|tokenize|device-info|serve} --artifacts DIR [options] ARGS...\n";
+    "usage: atom_runner {caption|embed|search|generate|pipeline|reuse-bench|latency|tokenize|device-info|serve} --artifacts DIR [options] ARGS...\n";
 
 Args parse(int argc, char** argv) {
   if (argc < 2) throw std::invalid_argument("missing subcommand");
@@ -79,12 +78,6 @@ int run(const Args& a) {
   const std::string dir = a.get("--artifacts");
   if (a.cmd == "device-info") {
     std::cout << device_info_json(dir) << "\n";
-    return 0;
-  }
-  if (a.cmd == "bench") {
-    std::cout << bench_json(dir, a.positional, to_int(a.get("--beam", "4"), "--beam"),
-                            to_int(a.get("--iters", "3"), "--iters"))
-              << "\n";
     return 0;
   }
   if (a.cmd == "reuse-bench") {  // a fresh process per run: it loads what its variant loads

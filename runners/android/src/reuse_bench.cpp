@@ -7,9 +7,12 @@
 #include <memory>
 #include <stdexcept>
 
+#include "captioning.h"
 #include "json.h"
+#include "process_memory.h"
+#include "ranking.h"
 #include "runner.h"
-#include "tasks.h"
+#include "task_formats.h"
 
 namespace atom {
 
@@ -97,10 +100,10 @@ Outputs atom_variant(const std::string& artifacts, const std::vector<std::string
 }
 
 template <class V>
-std::string object(const std::map<std::string, V>& values) {
-  std::string s = "{";
-  for (const auto& [key, value] : values) s += (s.size() > 1 ? "," : "") + json_quote(key) + ":" + num(double(value));
-  return s + "}";
+Json numbers(const std::map<std::string, V>& values) {
+  Json out = Json::object();
+  for (const auto& [key, value] : values) out[key] = json_number(double(value));
+  return out;
 }
 
 }  // namespace
@@ -121,17 +124,21 @@ std::string reuse_variant_json(const std::string& artifacts, const std::string& 
     throw std::invalid_argument("--variant must be no_reuse or atom, got " + variant);
   }
   m.seconds["assembly_done"] = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::string s = "{\"variant\":" + json_quote(variant) + ",\"backend\":\"executorch-cpp\",\"clips\":" +
-                  std::to_string(clips.size()) + ",\"beam\":" + std::to_string(beam) + ",\"seconds\":" +
-                  object(m.seconds) + ",\"peak_mb\":" + object(m.peak_mb) + ",\"loads\":" + object(m.loads);
+  Json captions = Json::array();
+  for (const Decoded& c : out.captions) captions.push_back(c.text);
+  Json j = {{"variant", variant},
+            {"backend", "executorch-cpp"},
+            {"clips", clips.size()},
+            {"beam", beam},
+            {"seconds", numbers(m.seconds)},
+            {"peak_mb", numbers(m.peak_mb)},
+            {"loads", m.loads},
+            {"outputs", {{"captions", captions}, {"top", out.top}, {"script", out.script.text}}}};
   if (variant == "atom")  // what the overlap hid: encode and decode summed inside the overlapped stage
-    s += ",\"overlap\":{\"encode_s\":" + num(overlapped.encode) + ",\"decode_s\":" + num(overlapped.decode) +
-         ",\"wall_s\":" + num(overlapped.wall) + "}";
-  s += ",\"outputs\":{\"captions\":[";
-  for (size_t i = 0; i < out.captions.size(); ++i) s += (i ? "," : "") + json_quote(out.captions[i].text);
-  s += "],\"top\":[";
-  for (size_t i = 0; i < out.top.size(); ++i) s += (i ? "," : "") + std::to_string(out.top[i]);
-  return s + "],\"script\":" + json_quote(out.script.text) + "}}";
+    j["overlap"] = {{"encode_s", json_number(overlapped.encode)},
+                    {"decode_s", json_number(overlapped.decode)},
+                    {"wall_s", json_number(overlapped.wall)}};
+  return json_dump(j);
 }
 
 }  // namespace atom

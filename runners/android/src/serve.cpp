@@ -9,8 +9,9 @@
 #include "commands.h"
 #include "et_module.h"
 #include "json.h"
+#include "process_memory.h"
 #include "schema.h"
-#include "tasks.h"
+#include "task_formats.h"
 
 namespace atom {
 
@@ -140,7 +141,7 @@ Command to_command(const Json& request, const Op& op) {
     if (!field) {
       std::vector<std::string> valid{"id", "op"};
       for (const Field& f : op.fields) valid.push_back(f.key);
-      throw std::invalid_argument("unknown key " + Json(key).dump(-1, ' ', false, Json::error_handler_t::replace) +
+      throw std::invalid_argument("unknown key " + json_quote(key) +
                                   " for " + op.name + "; valid: " + names(valid));
     }
     add_field(c, *field, value);
@@ -194,7 +195,7 @@ Json answer(Runner& r, const Json& request, const Counts& n) {
 }
 
 void write_line(std::ostream& out, const Json& j) {
-  out << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
+  out << json_dump(j) << '\n';
   out.flush();  // the client waits for this line before it sends the next request
 }
 
