@@ -3,7 +3,8 @@
 Graphs come from torch.onnx's dynamo exporter. Quantized Linear layers are a graph rewrite
 onto ONNX Runtime's MatMulInteger that rounds as the ExecuTorch export does: int8 in
 onnx_int8.py (which says why not onnxruntime's own quantize_dynamic), 8da4w in onnx_int4.py
-(which says why not MatMulNBits). Embeddings are already int8 from the shared source transform.
+(bit-exact), or on ONNX Runtime's own MatMulNBits in onnx_nbits.py (`--int4-kernel matmulnbits`:
+fast, not bit-exact). Embeddings are already int8 from the shared source transform.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
 from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
+from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits
 from atom_deploy.export.contract import EntryPoint, ExportableModule
 from atom_deploy.export.quantize import QuantRecipe, linear_record, quantize_embeddings
 from atom_runner.schema import Entry, KVStyle
@@ -47,7 +49,9 @@ class OnnxBackend(Backend):
             if recipe.quantized:
                 # A quantized graph is at most a quarter of the fp32 one, so it fits a protobuf.
                 model = program.model_proto
-                if recipe.mode == "8da4w":
+                if recipe.mode == "8da4w" and recipe.int4_kernel == "matmulnbits":
+                    quantize_matmuls_nbits(model, recipe.group_size)
+                elif recipe.mode == "8da4w":
                     quantize_matmuls_8da4w(model, recipe.group_size)
                 else:
                     quantize_matmuls_per_token(model)
@@ -65,6 +69,13 @@ class OnnxBackend(Backend):
                 "XNNPACK's qd8 activation rounding; activations held as uint8 = int8 + 128")
         if recipe.mode != "8da4w":
             return linear_record(recipe, int8)
+        if recipe.int4_kernel == "matmulnbits":
+            record = linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> com.microsoft MatMulNBits (backends/onnx_nbits.py): "
+                                           f"torchao's int4 integers, float32 scales per {recipe.group_size} inputs; "
+                                           "accuracy_level 4: activations int8 per block of K, symmetric (not XNNPACK's "
+                                           f"per-token rounding: close, not equal); fallback: {int8}")
+            record["linear"]["int4_kernel"] = recipe.int4_kernel
+            return record
         return linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> MatMulInteger + Scan rewrite (backends/onnx_int4.py): "
                                      f"torchao's int4 integers and bf16 scales per {recipe.group_size} inputs, packed two per byte; "
                                      "XNNPACK's qd8 activation rounding and qb4w summation order; not MatMulNBits; "

@@ -22,8 +22,9 @@ to float32 (the product is exact in float64; the sum rounds twice, which can dif
 one rounding only on an exact tie), then the two adds and the final fma the same way.
 `tests/test_quant_8da4w.py` checks equality with the ExecuTorch runtime.
 
-Not onnxruntime's `MatMulNBits`: with accuracy_level=4 it quantizes activations to int8
-per block of K (symmetric), not per token, so it cannot give XNNPACK's numbers
+This is the default ONNX 8da4w graph because it gives XNNPACK's numbers. onnxruntime's own
+`MatMulNBits` (onnx_nbits.py, `--int4-kernel matmulnbits`) is much faster but quantizes
+activations per block of K (symmetric), not per token, so its outputs are close, not equal
 (docs/quantization.md has the measured difference).
 """
 

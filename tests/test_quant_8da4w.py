@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w, quantize_weight_int4
+from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits, unpack_codes
 from atom_deploy.export.quantize import DEFAULT_GROUP_SIZE, QuantRecipe, quantize_linears_torchao
 from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest
@@ -77,6 +78,67 @@ def test_a_wrong_group_size_fails_the_equality(tmp_path):
     assert np.abs(run_executorch(layer, x, tmp_path) - expected).max() > 1e-2
 
 
+def test_matmulnbits_holds_torchaos_integers_in_its_nibble_order():
+    import onnx
+    from onnx import numpy_helper
+
+    layer = linear(0, True)
+    w = layer.weight.detach().numpy().T  # [K, N]
+    w_q, scale = quantize_weight_int4(w, GROUP)
+    with torch.no_grad():
+        model = torch.onnx.export(layer, (activations(0),), input_names=["x"], output_names=["y"],
+                                  dynamo=True, verbose=False).model_proto
+    assert quantize_matmuls_nbits(model, GROUP) == 1
+    node = next(n for n in model.graph.node if n.op_type == "MatMulNBits")
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    packed, scales = inits[node.input[1]], inits[node.input[2]]
+    assert packed.shape == (w.shape[1], w.shape[0] // GROUP, GROUP // 2) and packed.dtype == np.uint8
+    # MatMulNBits' own layout, read independently of pack_codes: byte j of block b of output n
+    # holds inputs b*G + 2j (low nibble) and b*G + 2j + 1 (high), as int4 + 8
+    low, high = (packed & 0x0F).astype(np.int16) - 8, (packed >> 4).astype(np.int16) - 8
+    np.testing.assert_array_equal(low.reshape(w.shape[1], -1), w_q.T[:, 0::2])
+    np.testing.assert_array_equal(high.reshape(w.shape[1], -1), w_q.T[:, 1::2])
+    np.testing.assert_array_equal(scales, scale.T)
+    np.testing.assert_array_equal(unpack_codes(packed, w.shape[0]), w_q)
+    assert not [n for n in model.graph.node if n.op_type == "Constant"]  # the int8 fallback's, unused here
+    onnx.checker.check_model(model)
+
+
+@pytest.mark.parametrize("tokens", [16, 1])
+def test_matmulnbits_linear_is_close_to_executorch_8da4w(tmp_path, tokens):
+    # Not equal: MatMulNBits quantizes activations per block of K, symmetric; XNNPACK per
+    # token, asymmetric. Measured: at most 0.7% of the largest output (docs/quantization.md).
+    for seed in range(2):
+        layer, x = linear(seed, True), activations(seed)[:, -tokens:]
+        expected = run_executorch(layer, x, tmp_path, RECIPE)
+        got = run_onnx(layer, x, lambda model: quantize_matmuls_nbits(model, GROUP))
+        assert np.abs(got - expected).max() <= 0.01 * np.abs(expected).max()
+    # the bound has teeth: the same codes with their nibbles swapped are well outside it
+    wrong = run_onnx(layer, x, lambda model: _swap_nibbles(model, quantize_matmuls_nbits(model, GROUP)))
+    assert np.abs(wrong - expected).max() > 0.01 * np.abs(expected).max()
+
+
+def _swap_nibbles(model, rewritten: int) -> int:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        if init.name.endswith("w_u4x2"):
+            packed = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(((packed >> 4) | (packed << 4)).astype(np.uint8), init.name))
+    return rewritten
+
+
+def test_int4_kernel_is_an_8da4w_choice():
+    assert QuantRecipe("8da4w").int4_kernel == "exact"
+    assert QuantRecipe("8da4w", 32, "matmulnbits") == QuantRecipe("8da4w", 32)  # one eager reference
+    with pytest.raises(AtomError, match="8da4w only"):
+        QuantRecipe("int8", None, "matmulnbits")
+    with pytest.raises(AtomError, match="valid"):
+        QuantRecipe("8da4w", 32, "fast")
+    with pytest.raises(AtomError, match="power of two"):  # ONNX Runtime's kernel takes no other blocks
+        QuantRecipe("8da4w", 96, "matmulnbits")
+
+
 @pytest.fixture(scope="module")
 def tiny_8da4w(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_8da4w")
@@ -117,6 +179,26 @@ def test_onnx_8da4w_graph_holds_no_float_or_byte_per_weight_matrices(tiny_8da4w)
     assert ops.count("MatMulInteger") == ops.count("Scan") == 2 * 7 + 1  # 7 Linear per layer + lm_head
     big = [i for i in graph.initializer if len(i.dims) >= 2 and np.prod(i.dims) > 4096]
     assert big and all(i.name.endswith("w_u4x2") for i in big)  # two int4 per byte
+
+
+@pytest.mark.slow
+def test_matmulnbits_export_records_its_kernel_and_runs(tiny_8da4w, tmp_path):
+    import onnx
+
+    out = tmp_path / "nbits"
+    atom_deploy("export", "--model", "tiny", "--backend", "onnx", "--quant", "8da4w", "--int4-kernel", "matmulnbits",
+                "--out", str(out), "--force", check=True)
+    manifest = load_manifest(out / "onnx")
+    record = manifest.module(Module.DECODER)[Key.QUANTIZATION]
+    assert record["linear"]["int4_kernel"] == "matmulnbits" and "MatMulNBits" in record["linear"]["implementation"]
+    assert QuantRecipe.from_record(record).int4_kernel == "matmulnbits"
+    ops = [n.op_type for n in onnx.load(str(out / "onnx" / "decoder.text_decoder.onnx")).graph.node]
+    assert ops.count("MatMulNBits") == 2 * 7 + 1 and "Scan" not in ops
+    sizes = {root: sum(f[Key.BYTES] for f in load_manifest(root / "onnx").module(Module.DECODER)[Key.FILES])
+             for root in (out, tiny_8da4w)}
+    assert sizes[out] <= sizes[tiny_8da4w]  # the same int4 bytes, without the exact path's unpacking graph
+    result = atom_deploy("generate", "--artifacts", str(out / "onnx"), "--steps", "5", "a red square")
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ did; docs/quantization.md has the numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +34,18 @@ QUANT_MODES = ("int8", "8da4w", "fp32")
 DEFAULT_GROUP_SIZE = 32
 # XNNPACK's blockwise int4 GEMM (qd8-f32-qb4w) takes blocks of a multiple of 32 only.
 GROUP_SIZE_MULTIPLE = 32
+# How ONNX Runtime runs 8da4w Linears: "exact" computes XNNPACK's numbers (backends/onnx_int4.py,
+# slow), "matmulnbits" is ONNX Runtime's own int4 kernel (backends/onnx_nbits.py, fast, close).
+INT4_KERNELS = ("exact", "matmulnbits")
 
 
 @dataclass(frozen=True)
 class QuantRecipe:
     mode: str = "int8"  # one of QUANT_MODES
     group_size: int | None = None  # 8da4w only; None there means DEFAULT_GROUP_SIZE
+    # 8da4w on ONNX Runtime only (INT4_KERNELS; None there means "exact"). Not part of equality:
+    # both kernels hold the same integers, so they share one eager reference.
+    int4_kernel: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.mode not in QUANT_MODES:
@@ -47,9 +53,18 @@ class QuantRecipe:
         if self.mode != "8da4w":
             if self.group_size is not None:
                 raise AtomError(f"--group-size applies to 8da4w only, not to {self.mode}")
+            if self.int4_kernel is not None:
+                raise AtomError(f"--int4-kernel applies to 8da4w only, not to {self.mode}")
             return
         if self.group_size is None:
             object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
+        if self.int4_kernel is None:
+            object.__setattr__(self, "int4_kernel", INT4_KERNELS[0])
+        if self.int4_kernel not in INT4_KERNELS:
+            raise AtomError(f"unknown --int4-kernel {self.int4_kernel!r}; valid: {list(INT4_KERNELS)}")
+        if self.int4_kernel == "matmulnbits" and self.group_size & (self.group_size - 1):
+            raise AtomError(f"--int4-kernel matmulnbits needs a group size that is a power of two "
+                            f"(ONNX Runtime's MatMulNBits blocks), got {self.group_size}")
         if self.group_size <= 0 or self.group_size % GROUP_SIZE_MULTIPLE:
             raise AtomError(f"--group-size must be a positive multiple of {GROUP_SIZE_MULTIPLE} "
                             f"(XNNPACK's int4 block size), got {self.group_size}")
@@ -62,7 +77,7 @@ class QuantRecipe:
     @classmethod
     def from_record(cls, record: dict) -> "QuantRecipe":
         """The recipe a manifest's quantization record (linear_record) describes."""
-        return cls(record["mode"], record.get("group_size"))
+        return cls(record["mode"], record.get("group_size"), record.get("linear", {}).get("int4_kernel"))
 
     @property
     def quantized(self) -> bool:
