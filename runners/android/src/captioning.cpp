@@ -1,18 +1,13 @@
 #include "captioning.h"
 
 #include <algorithm>
-#include <chrono>
 #include <future>
 #include <numeric>
 
+#include "stopwatch.h"
 #include "task_json.h"
 
 namespace atom {
-
-namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-}  // namespace
 
 std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
                                    CaptionTimings& t) {
@@ -26,7 +21,7 @@ std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& cl
     for (size_t i = first; i < std::min(clips.size(), first + batch); ++i) {
       auto s = Clock::now();
       std::vector<float> prefix = r.encode(r.read_clip(clips[i]));
-      enc_seconds[i] = since(s);
+      enc_seconds[i] = seconds_since(s);
       prefixes.insert(prefixes.end(), prefix.begin(), prefix.end());
     }
     return prefixes;
@@ -36,7 +31,7 @@ std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& cl
     int rows = int(std::min(clips.size(), first + batch) - first);
     auto s = Clock::now();
     for (Decoded& d : r.decode_batch({}, prefixes, rows, beam, steps)) out.push_back(std::move(d));
-    t.decode += since(s);
+    t.decode += seconds_since(s);
   };
   if (!overlap) {
     for (size_t first = 0; first < clips.size(); first += batch) decode_batch(first, encode_batch(first));
@@ -48,7 +43,7 @@ std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& cl
     for (size_t first = 0; first < clips.size(); first += batch) {
       auto w = Clock::now();
       std::vector<float> prefixes = pending.get();  // rethrows the encoder's error
-      t.encode_wait += since(w);
+      t.encode_wait += seconds_since(w);
       if (first + batch < clips.size()) pending = std::async(std::launch::async, encode_batch, first + batch);
       try {
         decode_batch(first, prefixes);
@@ -59,7 +54,7 @@ std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& cl
     }
   }
   t.encode = std::accumulate(enc_seconds.begin(), enc_seconds.end(), 0.0);
-  t.wall = since(t0);
+  t.wall = seconds_since(t0);
   return out;
 }
 

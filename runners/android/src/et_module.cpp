@@ -1,8 +1,9 @@
 #include "et_module.h"
 
-#include <chrono>
 #include <fstream>
 #include <mutex>
+
+#include "stopwatch.h"
 
 namespace atom {
 
@@ -30,7 +31,7 @@ static void check_program_header(const std::string& name, const std::string& pat
 
 EtModule::EtModule(std::string name, const std::string& path, const std::vector<std::string>& methods)
     : name_(std::move(name)), path_(path) {
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = Clock::now();
   check_program_header(name_, path);
   module_ = std::make_unique<Module>(path, Module::LoadMode::Mmap);
   Error err = module_->load();
@@ -41,7 +42,7 @@ EtModule::EtModule(std::string name, const std::string& path, const std::vector<
     if (err != Error::Ok)
       throw EtError("module " + name_ + " method " + m + ": load_method failed, ExecuTorch error " + code(err));
   }
-  load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  load_seconds_ = seconds_since(t0);
   std::lock_guard<std::mutex> lock(loads_mutex);
   ++load_counts[name_];
 }

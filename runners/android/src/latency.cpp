@@ -6,14 +6,11 @@
 #include <random>
 
 #include "json.h"
+#include "stopwatch.h"
 
 namespace atom {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Median of `repeat` results of fn, after one warm-up call (first calls pay one-off packing).
 double median_of(int repeat, const std::function<double()>& fn) {

@@ -1,7 +1,6 @@
 #include "reuse_bench.h"
 
 #include <algorithm>
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -12,13 +11,13 @@
 #include "process_memory.h"
 #include "ranking.h"
 #include "runner.h"
+#include "stopwatch.h"
 #include "task_formats.h"
 
 namespace atom {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr size_t kTop = 3;  // clips the script is written from, as in the Python bench
 
 // Stage timings and per-phase memory peaks. A memory phase first resets the kernel's
@@ -33,7 +32,7 @@ struct Meter {
     if (!memory.empty()) std::ofstream("/proc/self/clear_refs") << "5";
     auto t0 = Clock::now();
     body();
-    seconds[stage] += std::chrono::duration<double>(Clock::now() - t0).count();
+    seconds[stage] += seconds_since(t0);
     if (!memory.empty()) peak_mb[memory] = std::max(peak_mb[memory], peak_rss_kb() / 1024.0);
   }
 };
@@ -123,7 +122,7 @@ std::string reuse_variant_json(const std::string& artifacts, const std::string& 
   } else {
     throw std::invalid_argument("--variant must be no_reuse or atom, got " + variant);
   }
-  m.seconds["assembly_done"] = std::chrono::duration<double>(Clock::now() - t0).count();
+  m.seconds["assembly_done"] = seconds_since(t0);
   Json captions = Json::array();
   for (const Decoded& c : out.captions) captions.push_back(c.text);
   Json j = {{"variant", variant},

@@ -1,6 +1,5 @@
 #include "serve.h"
 
-#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <stdexcept>
@@ -11,6 +10,7 @@
 #include "json.h"
 #include "process_memory.h"
 #include "schema.h"
+#include "stopwatch.h"
 #include "task_formats.h"
 
 namespace atom {
@@ -203,9 +203,9 @@ void write_line(std::ostream& out, const Json& j) {
 
 int serve(const std::string& artifacts, std::istream& in, std::ostream& out) {
   Counts n;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   Runner r(artifacts);
-  n.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  n.load_s = seconds_since(t0);
   std::string line;
   for (Read got; (got = read_line(in, line)) != Read::kEnd;) {
     ++n.requests;
