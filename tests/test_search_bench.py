@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import atom_deploy
@@ -28,3 +29,23 @@ def test_search_bench_refuses_an_unknown_engine_in_one_line(tmp_path):
     result = atom_deploy("bench", "--search", "--engine", "ann,hnsw", "--sizes", "2000", "--out", str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["atom-deploy bench: error: unknown search engine 'hnsw'; choose from ann, exact"]
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64, 500])
+def test_exact_top_k_over_chunks_equals_one_pass_over_every_vector(chunk):
+    from atom_deploy.bench.search_scale import exact_top_k
+
+    rng = np.random.default_rng(1)
+    library = rng.standard_normal((500, 16), dtype=np.float32)
+    queries = rng.standard_normal((20, 16), dtype=np.float32)
+    truth = np.argsort(-(queries @ library.T), axis=1)[:, :10] + 1  # ids are 1.. in library order
+    found = exact_top_k(queries, (library[s:s + chunk] for s in range(0, len(library), chunk)), 10)
+    assert found.tolist() == truth.tolist()
+
+
+def test_search_bench_refuses_exact_at_a_size_no_memory_holds(tmp_path):
+    result = atom_deploy("bench", "--search", "--sizes", "1000000000", "--out", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert "--engine exact reads all 1,000,000,000 rows at once" in line and "use --engine ann" in line
+    assert not list(tmp_path.iterdir())  # refused before anything was built

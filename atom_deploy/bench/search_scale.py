@@ -13,12 +13,14 @@ and would slow every other job on a shared machine).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from atom_runner.errors import AtomError
 
 ENGINES = ("ann", "exact")
 CLIPS_PER_VIDEO = 10_000
+# `search --exact` holds every row's blob and the float32 matrix made of it: 3.2 GB peak at 1M.
+EXACT_BYTES_PER_CLIP = 3300
 K = 10
 
 
@@ -51,6 +55,17 @@ class SearchBenchRequest:
             raise AtomError(f"--sizes must be at least 100 clips each, got {list(self.sizes)}")
         if self.queries < 1 or self.cold_runs < 1:
             raise AtomError("queries and cold runs must be at least 1")
+        too_big = [n for n in self.sizes if "exact" in self.engines and n * EXACT_BYTES_PER_CLIP > _available_bytes()]
+        if too_big:
+            raise AtomError(f"--engine exact reads all {too_big[0]:,} rows at once (about {too_big[0] * EXACT_BYTES_PER_CLIP / 2**30:.0f} GB, "
+                            f"{_available_bytes() / 2**30:.0f} GB available); use --engine ann at that size")
+
+
+def _available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def run_search_bench(request: SearchBenchRequest) -> dict:
@@ -62,7 +77,7 @@ def run_search_bench(request: SearchBenchRequest) -> dict:
     results = []
     for size in request.sizes:
         built = _build(request.out / f"index-{size}", source, size)
-        truth = _exact_top_k(source, size)
+        truth = exact_top_k(source.queries, source.chunks(size))
         for engine in request.engines:
             results.append({"size": size, "engine": engine, **built, **_query(engine, built["index"], queries_path, truth, request)})
             print(_line(results[-1]), file=sys.stderr, flush=True)
@@ -109,19 +124,21 @@ def _build(folder: Path, source: VectorSource, size: int) -> dict:
     }
 
 
-def _exact_top_k(source: VectorSource, size: int) -> np.ndarray:
-    """[queries, K] clip ids of the true top K (ids are 1.. in insertion order), chunk by chunk."""
-    best_scores = np.full((len(source.queries), 0), -np.inf, np.float32)
-    best_ids = np.zeros((len(source.queries), 0), np.int64)
+def exact_top_k(queries: np.ndarray, chunks: Iterable[np.ndarray], k: int = K) -> np.ndarray:
+    """[queries, k] ids of the true top k by inner product, in one pass over the library's
+    chunks (ids 1.. in chunk order, as the index numbers rows): only queries x (k + chunk)
+    scores are held at a time, so 10M vectors never sit in memory together."""
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_ids = np.zeros((len(queries), 0), np.int64)
     offset = 0
-    for chunk in source.chunks(size):
-        scores = source.queries @ chunk.T
-        ids = np.broadcast_to(np.arange(offset + 1, offset + 1 + len(chunk)), scores.shape)
-        scores, ids = np.concatenate([best_scores, scores], 1), np.concatenate([best_ids, ids], 1)
-        keep = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+    for chunk in chunks:
+        scores = np.concatenate([best_scores, queries @ chunk.T], 1)
+        ids = np.concatenate([best_ids, np.broadcast_to(np.arange(offset + 1, offset + 1 + len(chunk)), (len(queries), len(chunk)))], 1)
+        keep = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else np.argsort(-scores, axis=1)
         best_scores, best_ids = np.take_along_axis(scores, keep, 1), np.take_along_axis(ids, keep, 1)
         offset += len(chunk)
-    return best_ids
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best_ids, order, 1)
 
 
 def _query(engine: str, index: str, queries_path: Path, truth: np.ndarray, request: SearchBenchRequest) -> dict:
@@ -166,8 +183,6 @@ def _line(r: dict) -> str:
 def _machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    import os
-
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
 
 

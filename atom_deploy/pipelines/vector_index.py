@@ -32,7 +32,11 @@ import numpy as np
 
 from atom_deploy.pipelines.index_db import ClipIndex
 
-MAX_LISTS = 16384
+# Training and adding both cost lists x vectors dot products (k-means on 40 points a list,
+# then each vector against every list): single-threaded here 58 GFLOP/s, so 10M vectors take
+# about 24 minutes at 8,192 lists against 42 at the 12,649 the sqrt rule gives. The price is
+# a longer scan per probe (1,221 vectors a list at 10M), milliseconds (docs/search_scale.md).
+MAX_LISTS = 8192
 POINTS_PER_LIST = 40  # k-means training points per list (FAISS warns below 39)
 # Lists probed per query. Recall follows the count more than the fraction: on MiniLM-like
 # vectors 64 gave recall@10 0.995 at 100k (of 1,024 lists) and 1.000 at 1M (of 4,096), where
