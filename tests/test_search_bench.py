@@ -44,7 +44,8 @@ def test_exact_top_k_over_chunks_equals_one_pass_over_every_vector(chunk):
 
 
 def test_search_bench_refuses_exact_at_a_size_no_memory_holds(tmp_path):
-    result = atom_deploy("bench", "--search", "--sizes", "1000000000", "--out", str(tmp_path))
+    # refused at once: without the check it would start building, and the timeout fails the test
+    result = atom_deploy("bench", "--search", "--sizes", "1000000000", "--out", str(tmp_path), timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line, = result.stderr.strip().splitlines()
     assert "--engine exact reads all 1,000,000,000 rows at once" in line and "use --engine ann" in line

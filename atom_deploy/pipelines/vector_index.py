@@ -33,15 +33,19 @@ import numpy as np
 from atom_deploy.pipelines.index_db import ClipIndex
 
 # Training and adding both cost lists x vectors dot products (k-means on 40 points a list,
-# then each vector against every list): single-threaded here 58 GFLOP/s, so 10M vectors take
-# about 24 minutes at 8,192 lists against 42 at the 12,649 the sqrt rule gives. The price is
-# a longer scan per probe (1,221 vectors a list at 10M), milliseconds (docs/search_scale.md).
-MAX_LISTS = 8192
+# then each vector against every list), measured 58 GFLOP/s on one core here: at 10M, 4,096
+# lists take about 11 minutes of one idle core, 12,649 (the sqrt rule) 42. Past 4.2M clips
+# the lists therefore stop growing and get longer; the probes below keep the scan bounded.
+MAX_LISTS = 4096
 POINTS_PER_LIST = 40  # k-means training points per list (FAISS warns below 39)
 # Lists probed per query. Recall follows the count more than the fraction: on MiniLM-like
 # vectors 64 gave recall@10 0.995 at 100k (of 1,024 lists) and 1.000 at 1M (of 4,096), where
 # one in 16 at 1M took 18 ms (docs/search_scale.md).
 PROBES = 64
+# Vectors one query scans, at most, once lists grow long (at 10M: 2,441 a list, 32 probes):
+# a single-threaded scan of 78k float16 vectors took 33 ms with the machine at load 16, 156k 62.
+MAX_SCAN = 80_000
+MIN_PROBES = 32  # 32 of 4,096 lists gave recall@10 0.9995 at 1M
 
 
 def _crash_point(step: str) -> None:
@@ -61,8 +65,9 @@ def lists_for(count: int) -> int:
     return max(1, min(MAX_LISTS, round(4 * math.sqrt(count)), count // POINTS_PER_LIST))
 
 
-def probes_for(lists: int) -> int:
-    return min(lists, PROBES)
+def probes_for(lists: int, vectors: int) -> int:
+    per_list = max(1, vectors // max(lists, 1))
+    return min(lists, PROBES, max(MIN_PROBES, MAX_SCAN // per_list))
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ def _open(db_path: Path, seq: int):
         ann = faiss.read_index(str(_file(db_path, seq)), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError:  # removed by hand, or by a newer refresh since the position was read
         return None
-    faiss.extract_index_ivf(ann).nprobe = probes_for(faiss.extract_index_ivf(ann).nlist)
+    ivf = faiss.extract_index_ivf(ann)
+    ivf.nprobe = probes_for(ivf.nlist, ivf.ntotal)
     _opened[db_path] = (seq, ann)
     return ann
 
