@@ -65,6 +65,40 @@ def test_caption_list_shares_decode_steps(tiny_exports, backend):
         assert captions == [session.caption(clip, beam=1) for clip in clips]
 
 
+def prompts_of_one_length(session: Session, count: int) -> list[str]:
+    """`count` different prompts that tokenize to the same length (the decoder shares one position vector)."""
+    by_length: dict[int, list[str]] = {}
+    for subject in ("red square", "blue circle", "green star", "small dog", "big cat", "a car", "the sun", "one tree",
+                    "white ball", "black box", "tall man", "old bus", "new kite", "slow boat", "fast train", "wet road"):
+        for template in ("summary: {}", "clips: {} moves\nsummary:", "question: where is the {}?"):
+            text = template.format(subject)
+            by_length.setdefault(len(session.prompt_ids(text)), []).append(text)
+    group = max(by_length.values(), key=len)
+    assert len(group) >= count, {k: len(v) for k, v in by_length.items()}
+    return group[:count]
+
+
+@pytest.mark.parametrize("mode", ["fp32", "int8"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generate_batch_of_one_prompt_length_equals_one_at_a_time(tiny_exports, backend, mode):
+    with Session(tiny_exports[mode] / backend, overlap="off") as session:
+        for beam in (1, 4):
+            prompts = prompts_of_one_length(session, min(4, session.clips_per_batch(beam)))
+            calls = count_decoder_calls(session)
+            alone = [session.generate(p, beam=beam) for p in prompts]
+            single_calls = len(calls) // len(prompts)
+            calls.clear()
+            assert session.generate_batch(prompts, beam=beam) == alone
+            assert len(calls) == single_calls  # one prefill and the steps, shared by every prompt
+            assert len(set(alone)) > 1  # the prompts really decode differently
+            order = list(reversed(range(len(prompts))))
+            assert session.generate_batch([prompts[i] for i in order], beam=beam) == [alone[i] for i in order]
+        longer = session.prompt_ids(prompts[0] + " and more words")
+        assert len(longer) != len(session.prompt_ids(prompts[0]))
+        with pytest.raises(AtomError, match="one token length"):
+            session.generate_batch([prompts[0], prompts[0] + " and more words"])
+
+
 def test_caption_stream_batches_through_the_encoder_process(tiny_exports):
     # The resident encoder process keeps two batches of clips in flight.
     folder = tiny_exports["int8"] / "executorch"

@@ -133,6 +133,12 @@ class Session:
             for ticket in waiting:
                 self.encoder.discard(ticket)
 
+    def caption_prefixes(self, prefixes: np.ndarray, beam: int = 4, steps: int | None = None) -> list[str]:
+        """Captions of visual prefixes [R, N, D] (`encode`'s, concatenated) in one decode:
+        for callers that encode elsewhere, such as a server encoding while it decodes."""
+        rows = self.decode_batch([], prefixes, beam, steps, "caption")
+        return [self.tokenizer.decode(trim_after_eos(tokens, self.eos_id)) for tokens in rows]
+
     def clips_per_batch(self, beam: int) -> int:
         """How many clips decode together: each takes `beam` of the exported KV-cache rows."""
         return clips_per_batch(self.max_batch, beam)
@@ -146,6 +152,33 @@ class Session:
         an error, or with `truncate` keeps its end (PromptTruncatedWarning)."""
         prompt = check_text(prompt, "prompt")
         return self._generate(self.tokenizer.encode(prompt), prefix, beam, steps, self.conventions.add_bos, truncate)
+
+    def generate_batch(self, prompts: list[str], steps: int | None = None, beam: int = 1, truncate: bool = False) -> list[str]:
+        """`generate` for several prompts in one decode, each its own row (its own beam group
+        at beam > 1). They must hold the same number of tokens once fitted (`prompt_ids`):
+        the decoder takes one position vector for every row. Each text equals generating it
+        alone, up to the kernels' rounding at another batch size."""
+        steps = self._checked_decode(beam, steps)
+        if not prompts:
+            raise AtomError("generate_batch got no prompts")
+        if len(prompts) * beam > self.max_batch:
+            raise AtomError(f"{len(prompts)} prompts at beam {beam} need {len(prompts) * beam} KV-cache rows; "
+                            f"the export has {self.max_batch} (export --max-batch)")
+        bos = self.conventions.add_bos
+        rows = [self._fitted(self.tokenizer.encode(check_text(p, f"prompt {i}")), None, steps, bos, truncate)
+                for i, p in enumerate(prompts)]
+        if len({len(r) for r in rows}) != 1:
+            raise AtomError(f"generate_batch needs prompts of one token length, got lengths {[len(r) for r in rows]}")
+        tokens = self._decode(np.array(rows, dtype=np.int64), None, beam, steps, "generate", bos)
+        return [self.tokenizer.decode(self.conventions.trim(t)) for t in tokens]
+
+    def prompt_ids(self, prompt: str | bytes, steps: int | None = None, truncate: bool = False) -> list[int]:
+        """The prompt's ids as `generate` prefills them after any BOS: fitted to the context
+        beside `steps` (or an AtomError when it does not fit and `truncate` is off)."""
+        steps = self.decode_steps if steps is None else steps
+        ids = self.tokenizer.encode(check_text(prompt, "prompt"))
+        room = prompt_room(self.max_context, 0, steps, self.conventions.add_bos)
+        return fit_prompt(ids, room, truncate, self.max_context)
 
     def chat(self, messages: list[dict[str, str]], steps: int | None = None, beam: int = 1, truncate: bool = False) -> str:
         """The assistant's reply to `messages` ([{"role", "content"}, ...]), formatted by the
@@ -199,11 +232,7 @@ class Session:
                 PromptTruncatedWarning, stacklevel=3,
             )
             prompt_ids = prompt_ids[:room]
-        with self._decoder_lock, self.stats.timed(stage):
-            logits, pos = prefill(self._stepper, self.bos_id if bos else None, prompt_ids, prefixes)
-            if beam == 1:
-                return greedy_rows(self._stepper, logits, pos, steps)
-            return [result.tokens for result in beam_search_groups(self._stepper, logits, pos, steps, self.eos_id, beam)]
+        return self._decode(prompt_ids, prefixes, beam, steps, stage, bos)
 
     def new_stepper(self) -> DecoderStepper:
         """A stepper with its own KV cache on this session's decoder, for callers that drive
@@ -250,22 +279,33 @@ class Session:
             for ticket in tickets[len(prefixes) + 1 :]:
                 self.encoder.discard(ticket)
             raise
-        prefixes = np.concatenate(prefixes)
-        rows = self.decode_batch([], prefixes, beam, steps, "caption")
-        return [self.tokenizer.decode(trim_after_eos(tokens, self.eos_id)) for tokens in rows]
+        return self.caption_prefixes(np.concatenate(prefixes), beam, steps)
 
     def _generate(self, ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, bos: bool, truncate: bool) -> str:
         steps = self._checked_decode(beam, steps)
+        fitted = self._fitted(ids, prefix, steps, bos, truncate)
+        tokens = self.decode_ids(fitted, prefix, beam, steps, "generate", bos=bos)
+        return self.tokenizer.decode(self.conventions.trim(tokens))
+
+    def _fitted(self, ids: list[int], prefix: np.ndarray | None, steps: int, bos: bool, truncate: bool) -> list[int]:
         prefix_len = 0 if prefix is None else int(np.asarray(prefix).shape[1])
         room = prompt_room(self.max_context, prefix_len, steps, bos)
         fitted = fit_prompt(ids, room, truncate, self.max_context)
         if len(fitted) < len(ids):
             warnings.warn(f"prompt truncated from {len(ids)} to its last {room} tokens to fit the context of "
-                          f"{self.max_context}", PromptTruncatedWarning, stacklevel=3)
+                          f"{self.max_context}", PromptTruncatedWarning, stacklevel=4)
         if not (fitted or bos or prefix is not None):
             raise AtomError("the prompt is empty and this checkpoint adds no BOS: there is nothing to continue")
-        tokens = self.decode_ids(fitted, prefix, beam, steps, "generate", bos=bos)
-        return self.tokenizer.decode(self.conventions.trim(tokens))
+        return fitted
+
+    def _decode(self, prompt: list[int] | np.ndarray, prefixes: np.ndarray | None, beam: int, steps: int, stage: str,
+                bos: bool) -> list[list[int]]:
+        """The decode loop under the decoder's lock; prompt: one for every row, or [R, L] one per row."""
+        with self._decoder_lock, self.stats.timed(stage):
+            logits, pos = prefill(self._stepper, self.bos_id if bos else None, prompt, prefixes)
+            if beam == 1:
+                return greedy_rows(self._stepper, logits, pos, steps)
+            return [result.tokens for result in beam_search_groups(self._stepper, logits, pos, steps, self.eos_id, beam)]
 
     def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, stage: str) -> str:
         tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
