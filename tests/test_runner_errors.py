@@ -101,3 +101,19 @@ def test_cli_reports_runner_errors_in_one_line(onnx_copy, tmp_path):
     assert "clip has shape (1, 3, 6, 8, 8)" in result.stderr and "Traceback" not in result.stderr
     result = atom_deploy("embed", "--artifacts", str(tmp_path / "nowhere"), "x")
     assert result.returncode == 1 and "no manifest.json" in result.stderr
+
+
+def test_a_session_opened_without_a_module_refuses_its_tasks_in_one_line(tiny_exports):
+    """Session(modules=...) loads only the stages it names (the bench's no-reuse baseline
+    opens one per stage); a task that needs a module left out is an error, not a crash."""
+    from atom_runner.schema import Module
+
+    with Session(tiny_exports["int8"], backend="onnx", overlap="off", modules=(Module.MINILM,)) as s:
+        assert s.stats.loads == {Module.MINILM: 1}
+        assert s.embed(["a red car"]).shape == (1, 384)
+        with pytest.raises(AtomError, match="opened without the video_encoder module"):
+            s.encode(np.zeros(s.clip_shape, np.float32))
+        with pytest.raises(AtomError, match="opened without the decoder module"):
+            s.generate("summary:")
+    with pytest.raises(AtomError, match=r"unknown modules \['vae'\]; valid: \['video_encoder', 'decoder', 'minilm'\]"):
+        Session(tiny_exports["int8"], backend="onnx", modules=("vae",))

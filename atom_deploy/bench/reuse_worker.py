@@ -26,14 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from atom_deploy.bench.memory import peak_rss_mb, reset_peak
-from atom_runner.decoding import DecoderStepper, beam_search, greedy, prefill, prompt_room, trim_after_eos
-from atom_runner.manifest import load_manifest
-from atom_runner.prompts import fit_prompt
-from atom_runner.runtimes import import_runtime, load_module
-from atom_runner.schema import TOKENIZER_FILES, Entry, Key, Module, TokenizerName
+from atom_runner.runtimes import import_runtime
+from atom_runner.schema import Module
 from atom_runner.session import Session
 from atom_runner.task_formats import assembly_input
-from atom_runner.text import DecoderTokenizer, MiniLMTokenizer
 
 TOP_K = 3
 
@@ -60,9 +56,6 @@ class Meter:
             peak = peak_rss_mb() + sum(_child_peak(pid) for pid in self.children)
             self.peak_mb[memory] = max(self.peak_mb.get(memory, 0.0), peak)
 
-    def loaded(self, name: str) -> None:
-        self.loads[name] = self.loads.get(name, 0) + 1
-
 
 def _child_peak(pid: int) -> float:
     try:
@@ -71,77 +64,49 @@ def _child_peak(pid: int) -> float:
         return 0.0
 
 
-def _files(manifest, name):
-    """Verified files of one module: every stage checks what it loads, as the Session does."""
-    spec = manifest.module(name)
-    for record in spec[Key.FILES]:
-        manifest.verified(record)
-    return {e: manifest.resolve(s[Key.FILE]) for e, s in spec[Key.ENTRY_POINTS].items()}
-
-
-def _decode(stepper, decode, prompt_ids, prefix, beam) -> list[int]:
-    # Same truncation as Session.generate(truncate=True) (it keeps the prompt's end), so both
-    # variants decode the same prompt.
-    prefix_len = 0 if prefix is None else prefix.shape[1]
-    room = prompt_room(decode[Key.MAX_CONTEXT], prefix_len, decode[Key.DECODE_STEPS])
-    prompt_ids = fit_prompt(prompt_ids, room, True, decode[Key.MAX_CONTEXT])
-    stepper.reset()
-    logits, pos = prefill(stepper, decode[Key.BOS_ID], prompt_ids, prefix)
-    if beam == 1:
-        tokens = greedy(stepper, logits, pos, decode[Key.DECODE_STEPS])
-    else:
-        tokens = beam_search(stepper, logits, pos, decode[Key.DECODE_STEPS], decode[Key.EOS_ID], beam).tokens
-    return trim_after_eos(tokens, decode[Key.EOS_ID])
-
-
 def rank(query: np.ndarray, index: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-(index @ query), kind="stable")[:k]]
 
 
 def no_reuse(folder: Path, backend: str, clips: np.ndarray, prompt: str, beam: int, meter: Meter) -> dict:
-    manifest = load_manifest(folder)
-    decode = manifest.decode
-    kv = manifest.module(Module.DECODER)[Key.KV_CACHE]
-    tokenizer = DecoderTokenizer(folder / TOKENIZER_FILES[TokenizerName.DECODER], {decode[Key.BOS_ID], decode[Key.EOS_ID]})
+    # Each stage opens a Session of only its own model, so every stage decodes as ATOM does.
     # Stage 1: the video model (encoder + decoder), captions one clip after another.
     with meter.phase("load", memory="load"):
-        encoder = load_module(backend, _files(manifest, Module.VIDEO_ENCODER))
-        decoder = load_module(backend, _files(manifest, Module.DECODER))
-    meter.loaded(Module.VIDEO_ENCODER)
-    meter.loaded(Module.DECODER)
+        video = Session(folder, backend=backend, overlap="off", modules=(Module.VIDEO_ENCODER, Module.DECODER))
+    _count_loads(video, meter)
     captions = []
-    with meter.phase("captioning", memory="run"):
-        stepper = DecoderStepper(decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
+    with video, meter.phase("captioning", memory="run"):
         for clip in clips:
             with meter.phase("encode"):
-                prefix = encoder.run(Entry.FORWARD, [clip])[0]
+                prefix = video.encode(clip)
             with meter.phase("caption"):
-                captions.append(tokenizer.decode(_decode(stepper, decode, [], prefix, beam)))
-    del encoder, decoder, stepper
+                captions += video.caption_prefixes(prefix, beam)
+    del video
     gc.collect()
     # Stage 2: MiniLM indexes the captions and matches the prompt.
     with meter.phase("load", memory="load"):
-        minilm = load_module(backend, _files(manifest, Module.MINILM))
-    meter.loaded(Module.MINILM)
-    minilm_tok = MiniLMTokenizer(folder / TOKENIZER_FILES[TokenizerName.MINILM], manifest.data[Key.TOKENIZERS][TokenizerName.MINILM][Key.MAX_SEQ_LENGTH])
-    with meter.phase("index", memory="run"):
-        ids, mask = minilm_tok.batch(captions + [prompt])
-        vectors = minilm.run(Entry.FORWARD, [ids, mask])[0]
+        index = Session(folder, backend=backend, overlap="off", modules=(Module.MINILM,))
+    _count_loads(index, meter)
+    with index, meter.phase("index", memory="run"):
+        vectors = index.embed(captions + [prompt])
         top = rank(vectors[-1], vectors[:-1], TOP_K)
     meter.seconds["retrieval_done"] = sum(meter.seconds[k] for k in ("load", "captioning", "index"))
-    del minilm
+    del index
     gc.collect()
     # Stage 3: a separate script model: the decoder artifact, loaded again as its own model.
     with meter.phase("load", memory="load"):
-        script_decoder = load_module(backend, _files(manifest, Module.DECODER))
-    meter.loaded(Module.DECODER)
-    with meter.phase("script", memory="run"):
-        stepper = DecoderStepper(script_decoder, kv[Key.KV_STYLE], kv[Key.SHAPE])
-        text = assembly_input([captions[i] for i in top], prompt)
-        script = tokenizer.decode(_decode(stepper, decode, tokenizer.encode(text), None, 1))
-    del script_decoder, stepper
+        writer = Session(folder, backend=backend, overlap="off", modules=(Module.DECODER,))
+    _count_loads(writer, meter)
+    with writer, meter.phase("script", memory="run"):
+        script = writer.generate(assembly_input([captions[i] for i in top], prompt), truncate=True)
+    del writer
     gc.collect()
     return {"captions": captions, "top": top, "script": script}
+
+
+def _count_loads(session: Session, meter: Meter) -> None:
+    for name, count in session.stats.loads.items():
+        meter.loads[name] = meter.loads.get(name, 0) + count
 
 
 def atom(
@@ -153,8 +118,7 @@ def atom(
         session = Session(folder, backend=backend, overlap=overlap)
         if hasattr(session.encoder, "_process"):
             meter.children.append(session.encoder._process.pid)
-    for name, count in session.stats.loads.items():
-        meter.loads[name] = count
+    _count_loads(session, meter)
     meter.seconds["worker_start"] = session.stats.worker_start_seconds
     with session:
         with meter.phase("captioning", memory="run"):

@@ -20,7 +20,7 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Collection, Iterable, Iterator
 
 import numpy as np
 
@@ -45,10 +45,14 @@ class PromptTruncatedWarning(UserWarning):
 class Session:
     def __init__(
         self, artifact_dir: str | Path, backend: str | None = None, overlap: str = "auto",
-        stats: bool = False, threads: int | None = None,
+        stats: bool = False, threads: int | None = None, modules: Collection[str] = Module.ALL,
     ):
+        """modules: the modules to load (default all three); a task that needs one left out is an
+        error. Benchmarks use this to load each stage's model on its own."""
         if overlap not in OVERLAP_MODES:
             raise AtomError(f"unknown overlap mode {overlap!r}; valid: {list(OVERLAP_MODES)}")
+        if unknown := sorted(set(modules) - set(Module.ALL)):
+            raise AtomError(f"unknown modules {unknown}; valid: {list(Module.ALL)}")
         self.manifest = open_artifacts(artifact_dir, backend)
         self.backend = self.manifest.backend
         self.stats = Stats(enabled=stats)
@@ -60,25 +64,30 @@ class Session:
         self.conventions = TextConventions.from_manifest(self.manifest.data)  # BOS rule, EOS ids, chat
         self.clip_shape = tuple(self.manifest.data[Key.CLIP][Key.SHAPE])
         # Verify every file before loading anything: nothing is left half-loaded.
-        files = {name: self.manifest.entry_files(name) for name in Module.ALL}
+        files = {name: self.manifest.entry_files(name) for name in Module.ALL if name in modules}
         tokenizers = self.manifest.data[Key.TOKENIZERS]
-        tokenizer_files = {name: self.manifest.tokenizer_file(name) for name in TokenizerName.ALL}
+        tokenizer_files = {name: self.manifest.tokenizer_file(name) for name in TokenizerName.ALL if name in modules}
         check_links(self.manifest)
         import_runtime(self.backend)
         if threads and self.backend == "executorch":
             set_executorch_threads(threads)
-        encoder_bytes = sum(p.stat().st_size for p in files[Module.VIDEO_ENCODER].values())
+        encoder_bytes = sum(p.stat().st_size for p in files.get(Module.VIDEO_ENCODER, {}).values())
         self.overlap = _resolve_overlap(overlap, self.backend, encoder_bytes)
-        self.encoder = self._load_encoder(files[Module.VIDEO_ENCODER], threads or 0)
+        self.encoder = self._load_encoder(files, threads or 0)
         try:  # the encoder may be a worker process with shared memory: a failure below must not leak it
-            self.decoder = self._load(Module.DECODER, files[Module.DECODER], threads or 0)
-            self.minilm = self._load(Module.MINILM, files[Module.MINILM], threads or 0)
-            check_modules(self.manifest, {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None),
-                                          Module.DECODER: self.decoder, Module.MINILM: self.minilm})
-            self.tokenizer = DecoderTokenizer(tokenizer_files[TokenizerName.DECODER], self.conventions.special_ids)
-            self.minilm_tokenizer = MiniLMTokenizer(
-                tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
-            )
+            self.decoder = self._load(Module.DECODER, files, threads or 0)
+            self.minilm = self._load(Module.MINILM, files, threads or 0)
+            loaded = {Module.VIDEO_ENCODER: getattr(self.encoder, "module", None), Module.DECODER: self.decoder,
+                      Module.MINILM: self.minilm}
+            check_modules(self.manifest, {name: module for name, module in loaded.items() if name in files})
+            self.tokenizer = NotLoaded(Module.DECODER)  # each tokenizer reads its module's text: loaded with it
+            if TokenizerName.DECODER in tokenizer_files:
+                self.tokenizer = DecoderTokenizer(tokenizer_files[TokenizerName.DECODER], self.conventions.special_ids)
+            self.minilm_tokenizer = NotLoaded(Module.MINILM)
+            if TokenizerName.MINILM in tokenizer_files:
+                self.minilm_tokenizer = MiniLMTokenizer(
+                    tokenizer_files[TokenizerName.MINILM], tokenizers[TokenizerName.MINILM][Key.MAX_SEQ_LENGTH]
+                )
             self._kv_style: str | None = None  # the manifest's, until replace_modules brings modules of another
             self._stepper = self.new_stepper()
             self._minilm_max_batch = _dynamic_max(self.manifest.module(Module.MINILM), 0)
@@ -322,24 +331,39 @@ class Session:
             raise AtomError("clip contains NaN or infinite values")
         return np.ascontiguousarray(clip)
 
-    def _load(self, name: str, files: dict[str, Path], threads: int):
+    def _load(self, name: str, files: dict[str, dict[str, Path]], threads: int):
+        if name not in files:
+            return NotLoaded(name)
         start = time.perf_counter()
-        module = load_module(self.backend, files, threads)
+        module = load_module(self.backend, files[name], threads)
         self.stats.record_load(name, time.perf_counter() - start)
         return module
 
-    def _load_encoder(self, files: dict[str, Path], threads: int):
-        if self.overlap == "process":
+    def _load_encoder(self, files: dict[str, dict[str, Path]], threads: int):
+        if Module.VIDEO_ENCODER in files and self.overlap == "process":
             spec = self.manifest.module(Module.VIDEO_ENCODER)[Key.ENTRY_POINTS][Entry.FORWARD]
             prefix_shape = spec[Key.OUTPUTS][0][Key.SHAPE]
             # Two batches in flight: the one the decoder waits for and the next, encoding behind it.
-            encoder = ProcessEncoder(self.backend, files[Entry.FORWARD], list(self.clip_shape), prefix_shape,
-                                     threads or 1, slots=2 * self.max_batch)
+            encoder = ProcessEncoder(self.backend, files[Module.VIDEO_ENCODER][Entry.FORWARD], list(self.clip_shape),
+                                     prefix_shape, threads or 1, slots=2 * self.max_batch)
             self.stats.record_load(Module.VIDEO_ENCODER, encoder.load_seconds)
             self.stats.worker_start_seconds = encoder.start_seconds
             return encoder
         module = self._load(Module.VIDEO_ENCODER, files, threads)
         return ThreadEncoder(module) if self.overlap == "thread" else InlineEncoder(module)
+
+
+class NotLoaded:
+    """In place of a module, or its tokenizer, that the session was opened without: any use
+    (run, encode, decode, ...) is a one-line error."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(attr)
+        raise AtomError(f"this session was opened without the {self.name} module (Session modules=)")
 
 
 # ExecuTorch's encoder worker process costs seconds to start (Python, runtime import,
