@@ -27,6 +27,7 @@ from atom_deploy.config import PRESETS, ModelConfig, preset
 from atom_deploy.model import AtomModel, build_model
 from atom_deploy.weights.hf_conventions import CheckpointConventions
 from atom_runner.errors import AtomError
+from atom_runner.schema import DecoderRole
 
 KIT_CONFIG = "atom_config.json"
 KIT_WEIGHTS = "model.safetensors"
@@ -45,6 +46,12 @@ class ModelSource:
     tokenizer: Path | None  # None: train the kit tokenizer for this config
     # The checkpoint's BOS rule, EOS ids and chat template; None: the kit's own (BOS, one EOS, no chat).
     conventions: CheckpointConventions | None = None
+
+    @property
+    def decoder_role(self) -> str:
+        """A decoder with a checkpoint's own text conventions is a language model imported from
+        that checkpoint; every other is one of the kit's captioners (schema.DecoderRole)."""
+        return DecoderRole.CAPTIONER if self.conventions is None else DecoderRole.LANGUAGE_MODEL
 
 
 @dataclass(frozen=True)

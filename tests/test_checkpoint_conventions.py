@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from atom_runner.errors import AtomError
-from atom_runner.schema import Key
+from atom_runner.schema import DecoderRole, Key
 from atom_runner.session import PromptTruncatedWarning, Session
 from checkpoint_helpers import SMOLLM2_BOS, SMOLLM2_EOS, hf_greedy, read_json, write_chat_llama
 from conftest import atom_deploy
@@ -315,6 +315,7 @@ def test_model_accepts_a_gguf_file_or_a_folder_holding_one(checkpoint, tmp_path,
         source = model_source.resolve_model(str(spec))
         assert source.spec == str(spec.resolve()) and "GGUF m.gguf" in source.description
         assert source.conventions.add_bos is False and source.config.decoder.max_context == 256
+        assert source.decoder_role == DecoderRole.LANGUAGE_MODEL  # parity judges its int8 as a language model's
     assert converted == [tmp_path / "m.gguf"] * 2
     (tmp_path / "n.gguf").write_bytes(b"GGUF")
     with pytest.raises(AtomError, match="holds 2 .gguf files"):

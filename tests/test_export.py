@@ -8,8 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
+from atom_deploy.parity.run import QUANT_TEACHER_FORCED_AGREEMENT
 from atom_runner.manifest import load_manifest, sha256_file
-from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, Entry, Key, KVStyle, Module
+from atom_runner.schema import MANIFEST_FILE, TOKENIZER_FILES, DecoderRole, Entry, Key, KVStyle, Module
 from conftest import atom_deploy
 
 EXPECTED_FILES = {
@@ -90,10 +91,13 @@ def test_onnx_int8_graphs_use_integer_matmul(tiny_exports):
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp32"])
-def test_parity_passes_on_tiny_exports(tiny_exports, mode):
-    result = atom_deploy("parity", str(tiny_exports[mode]))
+def test_parity_passes_on_tiny_exports(tiny_exports, mode, tmp_path):
+    """The one parity run on each tiny export: the README's `parity artifacts` (int8) and the
+    every-artifact CLI check rely on it (tests/test_readme.py, tests/test_cli_every_artifact.py)."""
+    result = atom_deploy("parity", str(tiny_exports[mode]), "--json", str(tmp_path / "parity.json"))
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = json.loads((tiny_exports[mode] / "parity.json").read_text())
+    assert "teacher-forced agreement" in result.stdout
+    rows = json.loads((tmp_path / "parity.json").read_text())
     runs = {r["run"] for r in rows}
     assert {f"executorch {mode}", f"onnx {mode}"} <= runs
     decoder_rows = [
@@ -102,6 +106,9 @@ def test_parity_passes_on_tiny_exports(tiny_exports, mode):
     ]
     assert decoder_rows and all(r["passed"] for r in rows)
     if mode == "int8":  # sound int8 exports pass the LM gates (a doctored one fails: test_lm_fidelity.py)
+        # the tiny model is a captioner: its tokens stay gated against eager int8 beside the LM rows
+        forced = [r for r in decoder_rows if r["metric"] == "teacher-forced agreement"]
+        assert len(forced) == 2 and all(r["threshold"] == QUANT_TEACHER_FORCED_AGREEMENT for r in forced)
         gated = {(r["run"], r["metric"]) for r in rows if r["metric"].startswith("LM ") and r["threshold"] is not None}
         assert {(f"{b} int8", m) for b in ("executorch", "onnx") for m in
                 ("LM top-1 agreement", "LM mean KL", "LM p99 KL", "LM perplexity ratio")} == gated
@@ -109,6 +116,36 @@ def test_parity_passes_on_tiny_exports(tiny_exports, mode):
         # fp32 backends reproduce eager tokens exactly, greedy and teacher-forced.
         assert all(r["value"] == 1.0 and r["first_divergence"] is None for r in decoder_rows)
         assert all(r["value"] <= 1e-4 for r in rows if r["metric"] == "rel max-abs")
+
+
+def test_a_quantized_decoders_token_gate_follows_what_the_decoder_is():
+    """A captioner's tokens are always gated; a language model's are reported where its LM
+    rows gate it, and gated where nothing else would (no LM tokens, a recipe without bounds)."""
+    from atom_deploy.parity.run import quantized_token_gate
+
+    lm_tokens = 2048
+    assert quantized_token_gate(DecoderRole.CAPTIONER, "int8", lm_tokens) == QUANT_TEACHER_FORCED_AGREEMENT
+    assert quantized_token_gate(DecoderRole.CAPTIONER, "8da4w", lm_tokens) == QUANT_TEACHER_FORCED_AGREEMENT
+    assert quantized_token_gate(DecoderRole.LANGUAGE_MODEL, "int8", lm_tokens) is None
+    assert quantized_token_gate(DecoderRole.LANGUAGE_MODEL, "int8", 0) == QUANT_TEACHER_FORCED_AGREEMENT
+    assert quantized_token_gate(DecoderRole.LANGUAGE_MODEL, "8da4w", lm_tokens) == QUANT_TEACHER_FORCED_AGREEMENT
+
+
+def test_the_decoder_role_comes_from_the_model_source():
+    from atom_deploy.model_source import resolve_model
+
+    assert resolve_model("tiny").decoder_role == DecoderRole.CAPTIONER
+    # HF and GGUF imports: tests/test_checkpoint_conventions.py and tests/test_smollm2.py
+
+
+def test_parity_refuses_an_unknown_decoder_role(tiny_exports, tmp_path):
+    from artifact_helpers import edit_manifest, linked_copy
+
+    folder = linked_copy(tiny_exports["int8"] / "onnx", tmp_path / "onnx")
+    edit_manifest(folder, lambda d: d[Key.MODEL].update({Key.DECODER_ROLE: "chatbot"}))
+    result = atom_deploy("parity", str(folder))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "model.decoder_role is 'chatbot'; valid: ['captioner', 'language_model']" in result.stderr
 
 
 def test_parity_fails_when_artifacts_do_not_match_the_model(tiny_exports, tmp_path):

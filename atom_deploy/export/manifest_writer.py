@@ -80,6 +80,7 @@ def write_manifest(
             Key.MODEL_SOURCE: source.description,
             Key.MODEL_SPEC: source.spec,
             Key.SEED: source.seed,
+            Key.DECODER_ROLE: source.decoder_role,
             Key.MODEL_CONFIG: config.to_dict(),
         },
         Key.DECODE: {

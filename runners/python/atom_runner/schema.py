@@ -27,6 +27,9 @@ class Key:
     MODEL_SOURCE = "source"
     MODEL_SPEC = "spec"
     SEED = "seed"
+    # What the decoder is (DecoderRole), which decides how parity judges its quantized export.
+    # Optional: manifests written before it are the kit's captioners.
+    DECODER_ROLE = "decoder_role"
     DECODE = "decode"
     CLIP = "clip"
     TOKENIZERS = "tokenizers"
@@ -108,6 +111,19 @@ ENTRY_POINTS_OF = {
     Module.DECODER: (Entry.TOKEN_EMBEDDING, Entry.TEXT_DECODER),
     Module.MINILM: (Entry.FORWARD,),
 }
+
+
+class DecoderRole:
+    """What a model's decoder is, recorded at export under model.decoder_role.
+
+    A captioner is the kit's own decoder (presets, the demo model, kit folders): its output is
+    the caption, so a quantized export is held to eager's tokens running the same recipe. A
+    language model is a checkpoint trained on text (HF or GGUF import): a quantized export is
+    held to its next-token distributions against fp32 on real text (docs/export.md#parity)."""
+
+    CAPTIONER = "captioner"
+    LANGUAGE_MODEL = "language_model"
+    ALL = (CAPTIONER, LANGUAGE_MODEL)
 
 
 class KVStyle:
