@@ -29,7 +29,7 @@ needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason="shared test video
 
 
 def open_session(tiny_exports: dict[str, Path], backend: str = "onnx", mode: str = "int8") -> Session:
-    return Session(tiny_exports[mode], backend=backend, overlap="auto", stats=True)
+    return Session(tiny_exports[mode], backend=backend, overlap="auto")
 
 
 def open_index(path: Path, session: Session) -> ClipIndex:

@@ -118,7 +118,7 @@ def test_setup_that_fails_after_the_worker_started_leaves_nothing_behind(tiny_ex
 
 
 def test_close_twice(tiny_exports):
-    s = Session(tiny_exports["int8"], backend="onnx", overlap="process", stats=True)
+    s = Session(tiny_exports["int8"], backend="onnx", overlap="process")
     assert s.stats.loads[Module.VIDEO_ENCODER] == 1
     s.close()
     s.close()

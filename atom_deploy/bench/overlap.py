@@ -21,7 +21,7 @@ def clips_for(session: Session, count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def measure_overlap(folder: Path, backend: str, count: int, beam: int, overlap: str, threads: int | None) -> dict:
-    with Session(folder, backend=backend, overlap="off", stats=True, threads=threads) as s:
+    with Session(folder, backend=backend, overlap="off", threads=threads) as s:
         clips = clips_for(s, count)
         s.caption(clips[0], beam=beam)  # warm-up
         encode, decode = [], []
@@ -30,7 +30,7 @@ def measure_overlap(folder: Path, backend: str, count: int, beam: int, overlap: 
             t0 = time.perf_counter()
             prefix = s.encode(clip)
             t1 = time.perf_counter()
-            s.decode_ids([], prefix, beam, s.decode_steps, stage="caption")
+            s.decode_ids([], prefix, beam, s.decode_steps)
             encode.append(t1 - t0)
             decode.append(time.perf_counter() - t1)
         sequential = time.perf_counter() - start

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import warnings
 from collections import deque
 from pathlib import Path
@@ -45,7 +44,7 @@ class PromptTruncatedWarning(UserWarning):
 class Session:
     def __init__(
         self, artifact_dir: str | Path, backend: str | None = None, overlap: str = "auto",
-        stats: bool = False, threads: int | None = None, modules: Collection[str] = Module.ALL,
+        threads: int | None = None, modules: Collection[str] = Module.ALL,
     ):
         """modules: the modules to load (default all three); a task that needs one left out is an
         error. Benchmarks use this to load each stage's model on its own."""
@@ -55,7 +54,7 @@ class Session:
             raise AtomError(f"unknown modules {unknown}; valid: {list(Module.ALL)}")
         self.manifest = open_artifacts(artifact_dir, backend)
         self.backend = self.manifest.backend
-        self.stats = Stats(enabled=stats)
+        self.stats = Stats()
         decode = self.manifest.decode
         self.decode_steps: int = decode[Key.DECODE_STEPS]
         self.bos_id, self.eos_id = decode[Key.BOS_ID], decode[Key.EOS_ID]
@@ -102,8 +101,7 @@ class Session:
     def encode(self, clip: np.ndarray) -> np.ndarray:
         """clip [1,3,T,H,W] float32 -> visual prefix [1, N_vis, D] in decoder space."""
         clip = self._check_clip(clip)
-        with self.stats.timed("encode"):
-            return self.encoder.result(self.encoder.submit(clip))
+        return self.encoder.result(self.encoder.submit(clip))
 
     def caption(
         self, clips: np.ndarray | list[np.ndarray], beam: int = 4, steps: int | None = None
@@ -112,8 +110,8 @@ class Session:
         decodes `clips_per_batch(beam)` clips at a time, as `caption_stream` does."""
         if isinstance(clips, list):
             return list(self.caption_stream(clips, beam=beam, steps=steps))
-        steps = self._checked_decode(beam, steps)
-        return self._decode_text([], self.encode(clips), beam, steps, "caption")
+        steps = self._checked_decode(beam, steps)  # a bad beam or count fails before the encoder runs
+        return self.caption_prefixes(self.encode(clips), beam, steps)[0]
 
     def caption_stream(
         self, clips: Iterable[np.ndarray], beam: int = 4, steps: int | None = None, batch: int | None = None
@@ -145,7 +143,7 @@ class Session:
     def caption_prefixes(self, prefixes: np.ndarray, beam: int = 4, steps: int | None = None) -> list[str]:
         """Captions of visual prefixes [R, N, D] (`encode`'s, concatenated) in one decode:
         for callers that encode elsewhere, such as a server encoding while it decodes."""
-        rows = self.decode_batch([], prefixes, beam, steps, "caption")
+        rows = self.decode_batch([], prefixes, beam, steps)
         return [self.tokenizer.decode(trim_after_eos(tokens, self.eos_id)) for tokens in rows]
 
     def clips_per_batch(self, beam: int) -> int:
@@ -178,7 +176,7 @@ class Session:
                 for i, p in enumerate(prompts)]
         if len({len(r) for r in rows}) != 1:
             raise AtomError(f"generate_batch needs prompts of one token length, got lengths {[len(r) for r in rows]}")
-        tokens = self._decode(np.array(rows, dtype=np.int64), None, beam, steps, "generate", bos)
+        tokens = self._decode(np.array(rows, dtype=np.int64), None, beam, steps, bos)
         return [self.tokenizer.decode(self.conventions.trim(t)) for t in tokens]
 
     def prompt_ids(self, prompt: str | bytes, steps: int | None = None, truncate: bool = False) -> list[int]:
@@ -207,7 +205,7 @@ class Session:
             raise AtomError("embed got an empty list of texts")
         texts = [check_text(t, f"text {i}") for i, t in enumerate(texts)]
         out = []
-        with self._minilm_lock, self.stats.timed("embed"):
+        with self._minilm_lock:
             for start in range(0, len(texts), self._minilm_max_batch):
                 ids, mask = self.minilm_tokenizer.batch(texts[start : start + self._minilm_max_batch])
                 out.append(self.minilm.run(Entry.FORWARD, [ids, mask])[0])
@@ -215,15 +213,15 @@ class Session:
 
     def decode_ids(
         self, prompt_ids: list[int], prefix: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
-        stage: str = "decode", bos: bool = True,
+        bos: bool = True,
     ) -> list[int]:
         """The decode loop on token ids: BOS (unless `bos` is False) + prefix + prompt, then exactly `steps` greedy
         (beam 1) or beam-search selections. Untrimmed: EOS and what follows it stay."""
-        return self.decode_batch(prompt_ids, prefix, beam, steps, stage, bos)[0]
+        return self.decode_batch(prompt_ids, prefix, beam, steps, bos)[0]
 
     def decode_batch(
         self, prompt_ids: list[int], prefixes: np.ndarray | None = None, beam: int = 1, steps: int | None = None,
-        stage: str = "decode", bos: bool = True,
+        bos: bool = True,
     ) -> list[list[int]]:
         """`decode_ids` for several visual prefixes [R, N, D] at once (R x beam cache rows),
         all after the same prompt. Row r's tokens equal those of decoding it alone, up to
@@ -241,7 +239,7 @@ class Session:
                 PromptTruncatedWarning, stacklevel=3,
             )
             prompt_ids = prompt_ids[:room]
-        return self._decode(prompt_ids, prefixes, beam, steps, stage, bos)
+        return self._decode(prompt_ids, prefixes, beam, steps, bos)
 
     def new_stepper(self) -> DecoderStepper:
         """A stepper with its own KV cache on this session's decoder, for callers that drive
@@ -281,9 +279,8 @@ class Session:
     def _caption_tickets(self, tickets: list, beam: int, steps: int) -> list[str]:
         prefixes = []
         try:
-            with self.stats.timed("encode_wait"):
-                for ticket in tickets:
-                    prefixes.append(self.encoder.result(ticket))
+            for ticket in tickets:
+                prefixes.append(self.encoder.result(ticket))
         except BaseException:  # the failed ticket is collected; the rest of the batch must not linger
             for ticket in tickets[len(prefixes) + 1 :]:
                 self.encoder.discard(ticket)
@@ -293,7 +290,7 @@ class Session:
     def _generate(self, ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, bos: bool, truncate: bool) -> str:
         steps = self._checked_decode(beam, steps)
         fitted = self._fitted(ids, prefix, steps, bos, truncate)
-        tokens = self.decode_ids(fitted, prefix, beam, steps, "generate", bos=bos)
+        tokens = self.decode_ids(fitted, prefix, beam, steps, bos=bos)
         return self.tokenizer.decode(self.conventions.trim(tokens))
 
     def _fitted(self, ids: list[int], prefix: np.ndarray | None, steps: int, bos: bool, truncate: bool) -> list[int]:
@@ -307,18 +304,14 @@ class Session:
             raise AtomError("the prompt is empty and this checkpoint adds no BOS: there is nothing to continue")
         return fitted
 
-    def _decode(self, prompt: list[int] | np.ndarray, prefixes: np.ndarray | None, beam: int, steps: int, stage: str,
+    def _decode(self, prompt: list[int] | np.ndarray, prefixes: np.ndarray | None, beam: int, steps: int,
                 bos: bool) -> list[list[int]]:
         """The decode loop under the decoder's lock; prompt: one for every row, or [R, L] one per row."""
-        with self._decoder_lock, self.stats.timed(stage):
+        with self._decoder_lock:
             logits, pos = prefill(self._stepper, self.bos_id if bos else None, prompt, prefixes)
             if beam == 1:
                 return greedy_rows(self._stepper, logits, pos, steps)
             return [result.tokens for result in beam_search_groups(self._stepper, logits, pos, steps, self.eos_id, beam)]
-
-    def _decode_text(self, prompt_ids: list[int], prefix: np.ndarray | None, beam: int, steps: int | None, stage: str) -> str:
-        tokens = self.decode_ids(prompt_ids, prefix, beam, steps, stage)
-        return self.tokenizer.decode(trim_after_eos(tokens, self.eos_id))
 
     def _check_clip(self, clip: np.ndarray) -> np.ndarray:
         if not isinstance(clip, np.ndarray):
@@ -334,9 +327,8 @@ class Session:
     def _load(self, name: str, files: dict[str, dict[str, Path]], threads: int):
         if name not in files:
             return NotLoaded(name)
-        start = time.perf_counter()
         module = load_module(self.backend, files[name], threads)
-        self.stats.record_load(name, time.perf_counter() - start)
+        self.stats.record_load(name)
         return module
 
     def _load_encoder(self, files: dict[str, dict[str, Path]], threads: int):
@@ -346,7 +338,7 @@ class Session:
             # Two batches in flight: the one the decoder waits for and the next, encoding behind it.
             encoder = ProcessEncoder(self.backend, files[Module.VIDEO_ENCODER][Entry.FORWARD], list(self.clip_shape),
                                      prefix_shape, threads or 1, slots=2 * self.max_batch)
-            self.stats.record_load(Module.VIDEO_ENCODER, encoder.load_seconds)
+            self.stats.record_load(Module.VIDEO_ENCODER)
             self.stats.worker_start_seconds = encoder.start_seconds
             return encoder
         module = self._load(Module.VIDEO_ENCODER, files, threads)
