@@ -11,7 +11,10 @@ It starts the server on a free local port, indexes a generated demo-world video,
   4. fault runs: clients that disconnect mid-request, corrupt clips, a burst that overflows
      the decode queue (503 + Retry-After), SIGTERM under load (drain), and kill -9 during an
      index job followed by a restart that resumes it.
-Server RSS is sampled every 0.25 s throughout. Prints a markdown table; --out writes JSON.
+Server RSS and the machine's 1-minute load average are sampled every 0.25 s throughout.
+Prints a markdown table; --out writes JSON. --no-batching serves one request per decoder
+call (what batching is measured against); --phases picks phases (captions_one captions_many
+for a quick decoder comparison).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from atom_deploy.demo import sample_scene, summary_input, write_video
 from atom_deploy.serve.tensor_codec import encode_tensor
@@ -91,12 +95,14 @@ class RssSampler(threading.Thread):
     def __init__(self, server: Server):
         super().__init__(daemon=True)
         self.server, self.samples, self._stop = server, [], threading.Event()
+        self.loads: list[float] = []  # the machine's 1-minute load average: other jobs share these cores
 
     def run(self) -> None:
         while not self._stop.is_set():
             rss = self.server.rss_mb()
             if rss is not None:
                 self.samples.append((time.monotonic(), rss))
+                self.loads.append(os.getloadavg()[0])
             self._stop.wait(0.25)
 
     def mark(self) -> int:
@@ -104,7 +110,9 @@ class RssSampler(threading.Thread):
 
     def window(self, start: int) -> dict:
         values = [r for _, r in self.samples[start:]] or [0.0]
-        return {"start_mb": round(values[0], 1), "end_mb": round(values[-1], 1), "max_mb": round(max(values), 1)}
+        loads = self.loads[start:] or [0.0]
+        return {"start_mb": round(values[0], 1), "end_mb": round(values[-1], 1), "max_mb": round(max(values), 1),
+                "load_mean": round(float(np.mean(loads)), 1), "load_max": round(max(loads), 1)}
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,10 +140,15 @@ def request_pool(video: Path, spec: ClipSpec, captions: list[str]) -> list[tuple
     return pool
 
 
-def timed_post(client: httpx.Client, path: str, body: dict) -> tuple[int, dict | None, float, dict]:
+def timed_post(client: httpx.Client, path: str, body: dict | bytes) -> tuple[int, dict | None, float, dict]:
+    """body: a dict, or its JSON already encoded (the clients send the same bodies many times,
+    and re-encoding megabytes of clip per request would take the server's cores)."""
     began = time.perf_counter()
     try:
-        r = client.post(path, json=body)
+        if isinstance(body, bytes):
+            r = client.post(path, content=body, headers={"content-type": "application/json"})
+        else:
+            r = client.post(path, json=body)
     except httpx.TransportError as exc:
         return -1, {"error": type(exc).__name__}, time.perf_counter() - began, {}
     try:
@@ -145,16 +158,17 @@ def timed_post(client: httpx.Client, path: str, body: dict) -> tuple[int, dict |
     return r.status_code, payload, time.perf_counter() - began, dict(r.headers)
 
 
-def run_clients(url: str, pool: list, plans: list[list[int]], refs: dict[int, dict] | None) -> dict:
+def run_clients(url: str, pool: list, plans: list[list[int]], refs: dict[int, dict] | None) -> tuple[list, float]:
     """Each plan is one client's sequence of pool indices, sent one after another."""
     records: list[tuple[str, int, float, bool]] = []  # (kind, status, seconds, equal to reference)
     lock = threading.Lock()
+    encoded = {i: json.dumps(pool[i][2]).encode() for plan in plans for i in plan}
 
     def client(plan: list[int]) -> None:
         with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as c:
             for i in plan:
-                kind, path, body = pool[i]
-                status, payload, seconds, _ = timed_post(c, path, body)
+                kind, path, _ = pool[i]
+                status, payload, seconds, _ = timed_post(c, path, encoded[i])
                 same = refs is None or (status == 200 and payload == refs[i])
                 with lock:
                     records.append((kind, status, seconds, same))
@@ -165,8 +179,7 @@ def run_clients(url: str, pool: list, plans: list[list[int]], refs: dict[int, di
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - began
-    return summarize_records(records, wall, len(plans))
+    return records, time.perf_counter() - began
 
 
 def summarize_records(records: list, wall: float, clients: int) -> dict:
@@ -182,6 +195,40 @@ def summarize_records(records: list, wall: float, clients: int) -> dict:
         "status": {str(s): sum(1 for r in records if r[1] == s) for s in sorted({r[1] for r in records})},
         "unexpected_5xx": sum(1 for r in records if r[1] >= 500 and r[1] != 503),
     }
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds the server has used so far, all threads (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def decoder_counters(url: str) -> dict[str, float]:
+    """Running totals from /metrics: decoder calls, requests in them and busy seconds per kind; encoder seconds."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=60).text):
+        for sample in family.samples:
+            kind = sample.labels.get("kind", "")
+            name = {"atom_decode_group_size_count": f"{kind}_calls", "atom_decode_group_size_sum": f"{kind}_requests",
+                    "atom_decode_call_seconds_sum": f"{kind}_decoder_s", "atom_encode_seconds_sum": "encoder_s",
+                    "atom_encode_seconds_count": "clips_encoded"}.get(sample.name)
+            if name:
+                totals[name] = sample.value
+    return totals
+
+
+def counters_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before.get(k, 0.0), 2) for k in sorted(after)}
+
+
+def sum_counts(parts: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(sum(p.get(k, 0.0) for p in parts), 2) for k in sorted({k for p in parts for k in p})}
+
+
+def merge_windows(windows: list[dict]) -> dict:
+    return {"start_mb": windows[0]["start_mb"], "end_mb": windows[-1]["end_mb"], "max_mb": max(w["max_mb"] for w in windows),
+            "load_mean": round(float(np.mean([w["load_mean"] for w in windows])), 1),
+            "load_max": max(w["load_max"] for w in windows)}
 
 
 def plans_for(pool: list, clients: int, requests: int, seed: int, kinds: set[str] | None = None) -> list[list[int]]:
@@ -322,17 +369,23 @@ def count_rows(index: Path) -> int:
 
 
 def table(results: dict) -> str:
-    rows = ["| run | clients x requests | wall s | req/s | captions/s | p50 s | p95 s | p99 s | wrong | unexpected 5xx | RSS MB (end / max) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for key, name in (("one_client", "mixed, 1 client"), ("many_clients", "mixed, concurrent"),
-                      ("captions_one", "captions only, 1 client"), ("captions_many", "captions only, concurrent")):
+    rows = ["| run | clients x requests | wall s | req/s | captions/s | p50 s | p95 s | p99 s | wrong | unexpected 5xx "
+            "| RSS MB (end / max) | load avg (mean / max) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    names = ("mixed, 1 client", "mixed, concurrent", "captions only, 1 client", "captions only, concurrent")
+    for key, name in zip(PHASES, names):
         r = results.get(key)
         if r:
-            rows.append(f"| {name} | {r['clients']} x {r['requests'] // r['clients']} | {r['wall_s']} | {r['throughput_rps']} | "
+            rounds = r.get("rounds", 1)
+            size = f"{r['clients']} x {r['requests'] // r['clients'] // rounds}" + (f", {rounds} rounds" if rounds > 1 else "")
+            rows.append(f"| {name} | {size} | {r['wall_s']} | {r['throughput_rps']} | "
                         f"{r['captions_per_s']} | {r['p50_s']} | {r['p95_s']} | {r['p99_s']} | {r['wrong']} | {r['unexpected_5xx']} | "
-                        f"{r['rss']['end_mb']:.0f} / {r['rss']['max_mb']:.0f} |")
+                        f"{r['rss']['end_mb']:.0f} / {r['rss']['max_mb']:.0f} | {r['rss']['load_mean']} / {r['rss']['load_max']} |")
     return "\n".join(rows)
 
+
+
+PHASES = ("one_client", "many_clients", "captions_one", "captions_many")
 
 
 def main() -> int:
@@ -344,6 +397,9 @@ def main() -> int:
     p.add_argument("--queue-limit", type=int, default=32)
     p.add_argument("--max-seconds", type=float, default=1800, help="the whole run's budget; the run stops past it")
     p.add_argument("--skip-faults", action="store_true")
+    p.add_argument("--no-batching", action="store_true", help="serve with --no-batching: one request per decoder call")
+    p.add_argument("--rounds", type=int, default=1, help="times the two caption phases alternate (default 1)")
+    p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="load phases to run (default: all)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = p.parse_args()
     watchdog = threading.Timer(args.max_seconds, lambda: (print("load test: time budget spent, stopping", file=sys.stderr), os._exit(2)))
@@ -352,7 +408,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="atom_load_"))
     video = demo_inputs(work, scenes=6, seed=1)
-    server = Server(args.artifacts, args.backend, work / "clips.db", work / "server.log", "--queue-limit", str(args.queue_limit))
+    extra = ["--queue-limit", str(args.queue_limit)] + (["--no-batching"] if args.no_batching else [])
+    server = Server(args.artifacts, args.backend, work / "clips.db", work / "server.log", *extra)
     sampler = RssSampler(server)
     sampler.start()
     results: dict = {"server": server.url, "work": str(work)}
@@ -360,6 +417,7 @@ def main() -> int:
         with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
             model = c.get("/v1/model").json()
             results["model"] = model["label"]
+            results["batching"] = not args.no_batching
             results["max_batch"] = model["max_batch"]
             job = c.post("/v1/index", json={"inputs": [str(video)]}).json()
             while job["state"] not in ("done", "failed", "cancelled"):
@@ -382,9 +440,21 @@ def main() -> int:
             "captions_one": plans_for(pool, 1, 16, 7, {"caption"}),
             "captions_many": plans_for(pool, args.clients, per_client, 7, {"caption"}),
         }
-        for name, plans in phases.items():
-            phase_mark = sampler.mark()
-            results[name] = {**run_clients(server.url, pool, plans, refs), "rss": sampler.window(phase_mark)}
+        # The caption phases alternate for --rounds: the machine's load drifts, and the 1-client and
+        # 16-client rows are compared with each other.
+        order = [n for n in PHASES[:2] if n in args.phases]
+        order += [n for _ in range(args.rounds) for n in PHASES[2:] if n in args.phases]
+        runs: dict[str, list] = {}
+        for name in order:
+            phase_mark, before, cpu = sampler.mark(), decoder_counters(server.url), process_cpu_s(server.proc.pid)
+            records, wall = run_clients(server.url, pool, phases[name], refs)
+            runs.setdefault(name, []).append((records, wall, sampler.window(phase_mark),
+                                              {**counters_between(before, decoder_counters(server.url)),
+                                               "server_cpu_s": round(process_cpu_s(server.proc.pid) - cpu, 2)}))
+        for name, done in runs.items():
+            summary = summarize_records([r for run in done for r in run[0]], sum(run[1] for run in done), len(phases[name]))
+            results[name] = {**summary, "rounds": len(done), "round_walls_s": [round(run[1], 2) for run in done],
+                             "rss": merge_windows([run[2] for run in done]), "server": sum_counts([run[3] for run in done])}
         results["rss_load"] = sampler.window(mark)
         if not args.skip_faults:
             results["fault_disconnect"] = fault_disconnects(server, pool, refs)

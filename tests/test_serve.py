@@ -105,6 +105,58 @@ def test_concurrent_captions_each_equal_alone(server, session):
     assert [got[i] for i in range(len(arrays))] == expected
 
 
+def decoder_groups(server, kind: str) -> tuple[float, float]:
+    """(decoder calls, requests in them) of `kind` that /metrics has counted so far."""
+    text = server.client.get("/metrics").text
+    found = [re.search(rf'^atom_decode_group_size_{part}{{kind="{kind}"}} (\S+)$', text, re.M) for part in ("count", "sum")]
+    return tuple(float(m.group(1)) if m else 0.0 for m in found)
+
+
+def shared_calls(server, kind: str, path: str, bodies: list[dict], expected: list, answer) -> tuple[float, float]:
+    """Sends the bodies at once, a few rounds until some share a decoder call (a round can miss
+    when the first request's decode ends before the others arrive): (calls, requests) over
+    the rounds. Each answer must equal its `expected` one, computed alone."""
+    calls = requests = 0.0
+    for _ in range(3):
+        before = decoder_groups(server, kind)
+        start, got = threading.Barrier(len(bodies)), {}
+
+        def one(i: int) -> None:
+            start.wait(30)
+            response = post(server, path, bodies[i])
+            got[i] = answer(response.json()) if response.status_code == 200 else response.text
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [got[i] for i in range(len(bodies))] == expected
+        after = decoder_groups(server, kind)
+        calls, requests = calls + after[0] - before[0], requests + after[1] - before[1]
+        if calls < requests:
+            break
+    return calls, requests
+
+
+def test_concurrent_captions_share_decode_steps(server, session):
+    # QUEUE_LIMIT requests at beam 4 fit one decode of the tiny export's 16 rows.
+    arrays = clips(QUEUE_LIMIT, session.clip_shape, seed=7)
+    alone = [session.caption(a, beam=4) for a in arrays]
+    calls, captions = shared_calls(server, "caption", "/v1/caption", [caption_body([a], beam=4) for a in arrays], alone,
+                                   lambda answer: answer["captions"][0])
+    assert captions % QUEUE_LIMIT == 0 and calls < captions, (calls, captions)
+
+
+def test_concurrent_generations_of_one_prompt_length_share_decode_steps(server, session):
+    prompts = [f"clips:\n0: a {c} square moves left\nsummary:" for c in ("red", "blue", "green", "white")]
+    assert len({len(session.prompt_ids(p, 30)) for p in prompts}) == 1  # one position vector for all rows
+    alone = [session.generate(p, steps=30, beam=4) for p in prompts]
+    calls, generations = shared_calls(server, "generate", "/v1/generate",
+                                      [{"prompt": p, "steps": 30, "beam": 4} for p in prompts], alone, lambda a: a["text"])
+    assert generations % len(prompts) == 0 and calls < generations, (calls, generations)
+
+
 def test_caption_video_range_equals_the_index_window(server, session, videos, indexed):
     response = post(server, "/v1/caption", {"video": {"path": str(videos["short"]), "start_s": 1.0, "end_s": 3.0}})
     assert response.status_code == 200, response.text

@@ -1,10 +1,13 @@
-"""The decode queue alone, on a stand-in Session that records its calls: captions waiting
-together with the same beam and steps go to one Session.caption call of at most
-floor(max_batch / beam) clips; a bad clip fails only its own request."""
+"""The decode queue alone, on a stand-in Session that records its calls: requests waiting
+together with the same key go to one decoder call of at most floor(max_batch / beam) of
+them (captions: beam and steps; generations: also the prompt's length in tokens); a bad
+input fails only its own request; with batching off every call holds one request.
+The real server's batching is tested in test_serve.py."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -24,19 +27,38 @@ class RecordingSession:
         self.calls: list[tuple] = []
         self.started, self.release = threading.Event(), threading.Event()
 
-    def caption(self, clips, beam=4, steps=None):
+    def encode(self, clip):
+        if np.isnan(clip).any():
+            raise AtomError("clip contains NaN or infinite values")
+        return clip.reshape(1, -1)[:, :1].copy()  # the clip's value stands for its prefix
+
+    def caption_prefixes(self, prefixes, beam=4, steps=None):
+        self._hold()
+        values = [float(v) for v in prefixes[:, 0]]
+        self.calls.append(("caption", beam, steps, values))
+        return [f"clip {v:g}" for v in values]
+
+    def prompt_ids(self, prompt, steps=None, truncate=False):
+        return prompt.split()
+
+    def generate_batch(self, prompts, steps=None, beam=1, truncate=False):
+        self._hold()
+        self.calls.append(("generate", beam, steps, list(prompts)))
+        if any("fail" in p for p in prompts):
+            raise AtomError("a prompt this stand-in refuses")
+        return [p.upper() for p in prompts]
+
+    def _hold(self):
         self.started.set()
         self.release.wait(10)  # hold the first call so the others pile up behind it
-        items = clips if isinstance(clips, list) else [clips]
-        self.calls.append(("caption", beam, steps, [float(c.flat[0]) for c in items]))
-        if any(np.isnan(c).any() for c in items):
-            raise AtomError("clip contains NaN or infinite values")
-        captions = [f"clip {float(c.flat[0]):g}" for c in items]
-        return captions if isinstance(clips, list) else captions[0]
 
-    def generate(self, prompt, steps=None, beam=1):
-        self.calls.append(("generate", beam, steps, prompt))
-        return prompt.upper()
+
+def settled(queue: DecodeQueue) -> None:
+    """Every clip submitted so far has left the encoder (and joined the queue)."""
+    deadline = time.monotonic() + 10
+    while queue.encoding and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert queue.encoding == 0
 
 
 def clip(value: float) -> np.ndarray:
@@ -51,6 +73,7 @@ def test_waiting_captions_share_one_call_per_batch_and_key():
         session.started.wait(10)  # the worker holds it
         beam4 = [queue.caption(clip(i), 4, None) for i in range(1, 7)]  # 6 waiting: 4 fit one pass (16 rows / beam 4)
         greedy = queue.caption(clip(10), 1, 5)
+        settled(queue)
         text = queue.generate("summary:", None, 1)
         session.release.set()
         assert [f.result(10) for f in [first, *beam4]] == [f"clip {i}" for i in range(7)]
@@ -62,8 +85,46 @@ def test_waiting_captions_share_one_call_per_batch_and_key():
         ("caption", 4, 23, [1.0, 2.0, 3.0, 4.0]),  # one call, floor(16 / 4) clips
         ("caption", 4, 23, [5.0, 6.0]),  # the rest, first in line
         ("caption", 1, 5, [10.0]),  # another beam and steps: its own call
-        ("generate", 1, 23, "summary:"),
+        ("generate", 1, 23, ["summary:"]),
     ]
+
+
+def test_waiting_generations_of_one_prompt_length_share_one_call():
+    session = RecordingSession()
+    queue = DecodeQueue(session, Gate("decode", 100, 1))
+    try:
+        first = queue.generate("a", None, 4)
+        session.started.wait(10)
+        prompts = ["b c", "d", "e f", "g h", "i j", "k j", "l"]  # lengths 2 1 2 2 2 2 1
+        waiting = [queue.generate(p, None, 4) for p in prompts]
+        other_steps = queue.generate("m n", 5, 4)
+        session.release.set()
+        assert [f.result(10) for f in waiting] == [p.upper() for p in prompts] and other_steps.result(10) == "M N"
+        assert first.result(10) == "A"
+    finally:
+        queue.close()
+    assert session.calls == [
+        ("generate", 4, 23, ["a"]),
+        ("generate", 4, 23, ["b c", "e f", "g h", "i j"]),  # length 2, floor(16 / 4) of them
+        ("generate", 4, 23, ["d", "l"]),  # length 1, first in line after them
+        ("generate", 4, 23, ["k j"]),
+        ("generate", 4, 5, ["m n"]),  # other steps: its own call
+    ]
+
+
+def test_batching_off_gives_every_request_its_own_call():
+    session = RecordingSession()
+    queue = DecodeQueue(session, Gate("decode", 100, 1), batching=False)
+    try:
+        first = queue.caption(clip(0), 4, None)
+        session.started.wait(10)
+        rest = [queue.caption(clip(i), 4, None) for i in range(1, 4)] + [queue.generate(p, None, 1) for p in ("x", "y")]
+        session.release.set()
+        for f in [first, *rest]:
+            f.result(10)
+    finally:
+        queue.close()
+    assert sorted(len(call[3]) for call in session.calls) == [1] * 6
 
 
 def test_a_bad_clip_fails_only_its_own_request():
@@ -77,6 +138,10 @@ def test_a_bad_clip_fails_only_its_own_request():
         assert blocker.result(10) == "clip 0" and good.result(10) == "clip 1" and other.result(10) == "clip 3"
         with pytest.raises(AtomError, match="NaN"):
             bad.result(10)
+        fine, refused = queue.generate("x y", None, 1), queue.generate("fail y", None, 1)  # one group, one bad prompt
+        assert fine.result(10) == "X Y"
+        with pytest.raises(AtomError, match="refuses"):
+            refused.result(10)
     finally:
         queue.close()
 

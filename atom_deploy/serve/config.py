@@ -26,6 +26,9 @@ class ServeConfig:
     # Seconds a client is told to wait after a 503 (the Retry-After header).
     retry_after_s: int = 1
     threads: int | None = None  # runtime threads per module (None: the runtime's default)
+    # Concurrent decoder requests share decode steps; False: one request per decoder call
+    # (the comparison that batching is measured against).
+    decode_batching: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -1,21 +1,27 @@
 """The decoder's queue: one worker thread owns every decoder call the server makes.
 
-Captions waiting at the moment the worker frees up, with the same beam and steps, go to
-ONE `Session.caption([...])` call, up to `Session.clips_per_batch(beam)` of them: the
-clips that share each step of one batched decode. Text generation has no batched call
-(prompts of different lengths cannot share a step), so each runs alone, in arrival order
-with the caption groups.
+A caption's clip is encoded first, on an encoder thread of its own, and joins the queue
+as a visual prefix. So the encoder works on the next clips while the decoder decodes
+(ONNX Runtime releases the GIL in both), and the worker spends its time on decode steps.
 
-A group whose call fails (one bad clip) is retried clip by clip, so only the request
+When the worker frees up it takes the oldest waiting item and every other one waiting
+with the same key, up to the rows one decode holds (`Session.clips_per_batch(beam)`):
+- captions with the same beam and steps go to one `Session.caption_prefixes` call;
+- generations with the same beam, steps, truncate and prompt length (in tokens, once fitted) go to
+  one `Session.generate_batch` call: the decoder takes one position vector for all rows,
+  so only prompts of one length can share a step.
+
+A group whose call fails (one bad input) is retried item by item, so only the request
 that caused the error gets it. Futures cancelled before their turn are skipped.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,18 +36,23 @@ CAPTION, GENERATE = "caption", "generate"
 @dataclass(eq=False)
 class _Item:
     kind: str
-    key: tuple  # items with equal keys may share one call
-    payload: object
+    key: tuple  # (kind, beam, steps, ...): items with equal keys may share one call
+    payload: object  # a caption's visual prefix [1, N, D] once encoded; a generation's (prompt, truncate)
     future: Future = field(default_factory=Future)
 
 
 class DecodeQueue:
-    def __init__(self, session: Session, gate: Gate, on_group: Callable[[int], None] = lambda n: None):
-        self.session, self.gate, self._on_group = session, gate, on_group
+    def __init__(self, session: Session, gate: Gate, on_group: Callable[[str, int, float], None] = lambda kind, n, s: None,
+                 on_encode: Callable[[float], None] = lambda s: None, batching: bool = True):
+        """on_group(kind, size, seconds) after each decoder call, on_encode(seconds) after each
+        clip's encoding. batching=False: one item a call (what batching is measured against)."""
+        self.session, self.gate, self.batching = session, gate, batching
+        self._on_group, self._on_encode = on_group, on_encode
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
-        self._closed = False
-        self._running = 0
+        self._closed = self._drained = False
+        self._running = self._encoding = 0
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-encoder")
         self._worker = threading.Thread(target=self._work, name="atom-decoder", daemon=True)
         self._worker.start()
 
@@ -50,12 +61,21 @@ class DecodeQueue:
     def caption(self, clip: np.ndarray, beam: int, steps: int | None, admit: bool = True) -> Future:
         """admit=False: work a running job or pipeline asked for, already admitted as a whole."""
         steps = self.check(beam, steps)
-        return self._put(_Item(CAPTION, (CAPTION, beam, steps), clip), admit)
+        item = _Item(CAPTION, (CAPTION, beam, steps), None)
+        if self._admit(item, admit):
+            with self._cond:
+                self._encoding += 1
+            self._encoder.submit(self._encode, item, clip)
+        return item.future
 
     def generate(self, prompt: str, steps: int | None, beam: int, truncate: bool = False, admit: bool = True) -> Future:
         """truncate: keep the end of a prompt longer than the context (else it is an error)."""
         steps = self.check(beam, steps)
-        return self._put(_Item(GENERATE, (GENERATE, beam, steps), (prompt, truncate)), admit)
+        length = len(self.session.prompt_ids(prompt, steps, truncate))  # a prompt that does not fit: the caller's 400
+        item = _Item(GENERATE, (GENERATE, beam, steps, length, truncate), (prompt, truncate))
+        if self._admit(item, admit):
+            self._enqueue(item)
+        return item.future
 
     def check(self, beam: int, steps: int | None) -> int:
         """The steps to run (None: the manifest's); AtomError for a beam or steps the decoder cannot take."""
@@ -68,51 +88,80 @@ class DecodeQueue:
         return steps
 
     def group_limit(self, beam: int) -> int:
-        """The clips one batched decode pass holds at this beam width."""
-        return self.session.clips_per_batch(beam)
+        """The items one batched decode holds at this beam width."""
+        return self.session.clips_per_batch(beam) if self.batching else 1
+
+    @property
+    def encoding(self) -> int:
+        """Clips admitted and not yet encoded."""
+        return self._encoding
 
     @property
     def depth(self) -> int:
-        """Items waiting plus the ones being decoded."""
-        return len(self._items) + self._running
+        """Items being encoded, waiting, or being decoded."""
+        return self._encoding + len(self._items) + self._running
 
     def close(self) -> None:
-        """Finish what is queued, then stop the worker."""
+        """Finish what is admitted (clips at the encoder included), then stop the threads."""
         with self._cond:
-            self._closed = True
+            self._closed = True  # refuse new items
+        self._encoder.shutdown(wait=True)  # encoded clips still join the queue
+        with self._cond:
+            self._drained = True
             self._cond.notify_all()
         self._worker.join()
 
-    # --- the worker -------------------------------------------------------------------
+    # --- the encoder stage ---------------------------------------------------------------
 
-    def _put(self, item: _Item, admit: bool) -> Future:
+    def _admit(self, item: _Item, admit: bool) -> bool:
+        """False (the future already failed) when the server is shutting down."""
         if admit:
             self.gate.enter()  # QueueFull propagates: the caller answers 503
             item.future.add_done_callback(self.gate.leave)
         with self._cond:
             if self._closed:
                 item.future.set_exception(AtomError("the server is shutting down"))
-                return item.future
+                return False
+        return True
+
+    def _encode(self, item: _Item, clip: np.ndarray) -> None:
+        try:
+            if item.future.cancelled():  # withdrawn while waiting for the encoder
+                return
+            began = time.perf_counter()
+            try:
+                item.payload = self.session.encode(clip)
+            except Exception as exc:  # a bad clip: only its own request fails
+                _fail(item.future, exc)
+                return
+            self._on_encode(time.perf_counter() - began)
+            self._enqueue(item)
+        finally:
+            with self._cond:
+                self._encoding -= 1
+
+    def _enqueue(self, item: _Item) -> None:
+        with self._cond:
             self._items.append(item)
             self._cond.notify()
-        return item.future
+
+    # --- the worker -------------------------------------------------------------------
 
     def _next_group(self) -> list[_Item] | None:
         with self._cond:
-            while not self._items and not self._closed:
+            while not self._items and not self._drained:
                 self._cond.wait()
             if not self._items:
                 return None
             first = self._items.popleft()
             group = [first]
-            if first.kind == CAPTION:
-                limit = self.group_limit(first.key[1])
-                for item in list(self._items):
-                    if len(group) == limit:
-                        break
-                    if item.key == first.key:
-                        self._items.remove(item)
-                        group.append(item)
+            limit = self.group_limit(first.key[1])
+            for item in list(self._items):
+                if len(group) == limit:
+                    break
+                if item.key == first.key:
+                    self._items.remove(item)
+                    group.append(item)
             group = [item for item in group if item.future.set_running_or_notify_cancel()]
             self._running = len(group)
             return group
@@ -127,25 +176,29 @@ class DecodeQueue:
                     self._running = 0
 
     def _run(self, group: list[_Item]) -> None:
-        _, beam, steps = group[0].key
-        if group[0].kind == GENERATE:
-            prompt, truncate = group[0].payload
-            # Passed only when asked for: the keyword is new in Session.generate.
-            extra = {"truncate": True} if truncate else {}
-            _settle(group[0].future, lambda: self.session.generate(prompt, steps=steps, beam=beam, **extra))
-            return
-        self._on_group(len(group))
+        beam, steps = group[0].key[1:3]
+        if group[0].kind == CAPTION:
+            def call(items):
+                return self.session.caption_prefixes(np.concatenate([i.payload for i in items]), beam=beam, steps=steps)
+        else:
+            truncate = group[0].payload[1]
+
+            def call(items):
+                return self.session.generate_batch([i.payload[0] for i in items], steps=steps, beam=beam, truncate=truncate)
+        began = time.perf_counter()
         try:
-            captions = self.session.caption([item.payload for item in group], beam=beam, steps=steps)
+            answers = call(group)
         except Exception as exc:
+            self._on_group(group[0].kind, len(group), time.perf_counter() - began)
             if len(group) == 1:
                 group[0].future.set_exception(exc)
                 return
-            for item in group:  # one bad clip must not fail its neighbours: each again, alone
-                _settle(item.future, lambda item=item: self.session.caption(item.payload, beam=beam, steps=steps))
+            for item in group:  # one bad input must not fail its neighbours: each again, alone
+                _settle(item.future, lambda item=item: call([item])[0])
             return
-        for item, caption in zip(group, captions, strict=True):
-            item.future.set_result(caption)
+        self._on_group(group[0].kind, len(group), time.perf_counter() - began)  # counted before anyone is answered
+        for item, answer in zip(group, answers, strict=True):
+            item.future.set_result(answer)
 
 
 def _settle(future: Future, call: Callable[[], object]) -> None:
@@ -153,3 +206,10 @@ def _settle(future: Future, call: Callable[[], object]) -> None:
         future.set_result(call())
     except Exception as exc:  # handed to the waiting request, which maps it to a status
         future.set_exception(exc)
+
+
+def _fail(future: Future, exc: BaseException) -> None:
+    try:
+        future.set_exception(exc)
+    except InvalidStateError:  # cancelled meanwhile: nobody waits for it
+        pass

@@ -4,7 +4,9 @@
     atom_request_seconds{route}                latency histogram
     atom_queue_depth{queue}                    decode / work / jobs: admitted, not yet answered
     atom_module_loads{module}                  times each module was loaded: must stay 1
-    atom_decode_group_size                     captions handed to one Session.caption call
+    atom_decode_group_size{kind}               requests sharing one decoder call (caption, generate)
+    atom_decode_call_seconds{kind}             the decoder's time per call: its sum over a run is the decoder's busy time
+    atom_encode_seconds                        the video encoder's time per clip
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ class Metrics:
         self.latency = Histogram("atom_request_seconds", "request latency", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("atom_queue_depth", "requests admitted and not yet answered", ["queue"], registry=self.registry)
         self.module_loads = Gauge("atom_module_loads", "times each module was loaded (1 when shared)", ["module"], registry=self.registry)
-        self.group_size = Histogram("atom_decode_group_size", "captions handed to one Session.caption call",
+        self.group_size = Histogram("atom_decode_group_size", "requests sharing one decoder call", ["kind"],
                                     buckets=(1, 2, 3, 4, 6, 8, 16), registry=self.registry)
+        self.call_seconds = Histogram("atom_decode_call_seconds", "decoder time per call", ["kind"],
+                                      buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.encode_seconds = Histogram("atom_encode_seconds", "video encoder time per clip", buckets=LATENCY_BUCKETS,
+                                        registry=self.registry)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def observe_group(self, kind: str, size: int, seconds: float) -> None:
+        self.group_size.labels(kind).observe(size)
+        self.call_seconds.labels(kind).observe(seconds)
 
     def watch_queue(self, name: str, depth: Callable[[], float]) -> None:
         self.queue_depth.labels(name).set_function(depth)

@@ -34,7 +34,10 @@ async def caption(body: s.CaptionRequest, request: Request):
         raise AtomError("send either clips (tensors) or video (a file and a time range), not both or neither")
     steps = state.decoder.check(body.beam, body.steps)
     if body.clips is not None:
-        clips = [decode_tensor(c.dtype, c.shape, c.data, state.session.clip_shape, f"clips[{i}]") for i, c in enumerate(body.clips)]
+        def decode_all():  # base64 and the finite check of megabytes: off the event loop
+            return [decode_tensor(c.dtype, c.shape, c.data, state.session.clip_shape, f"clips[{i}]") for i, c in enumerate(body.clips)]
+
+        clips = await state.pool.run(decode_all)
     else:
         v = body.video
         clips = [await state.pool.run(range_clip, v.path, v.start_s, v.end_s, state.spec)]

@@ -14,6 +14,7 @@ from atom_deploy.serve.metrics import Metrics
 from atom_deploy.serve.queued_session import QueuedSession
 from atom_deploy.serve.work_pool import WorkPool
 from atom_deploy.video.preprocess import ClipSpec
+from atom_runner.runtimes import set_onnx_spinning
 from atom_runner.schema import Module
 from atom_runner.session import Session
 
@@ -33,13 +34,16 @@ class ServerState:
 
     @classmethod
     def open(cls, config: ServeConfig, metrics: Metrics) -> "ServerState":
-        # overlap="off": requests overlap each other here, and the decode queue keeps the
-        # decoder busy; an encoder thread or worker process would only compete for the cores.
+        # overlap="off": the decode queue runs the encoder on a thread of its own (encoding the
+        # next requests' clips while the decoder decodes); the Session needs none of its own.
+        # Modules run at once here, so ONNX Runtime's idle threads must not spin on the cores.
+        set_onnx_spinning(False)
         session = Session(config.artifacts, backend=config.backend, overlap="off", threads=config.threads)
         try:
             index = IndexHandle(config.index, session)
             decoder = DecodeQueue(session, Gate("decode", config.decode_queue_limit, config.retry_after_s),
-                                  on_group=metrics.group_size.observe)
+                                  on_group=metrics.observe_group, on_encode=metrics.encode_seconds.observe,
+                                  batching=config.decode_batching)
         except BaseException:
             session.close()
             raise

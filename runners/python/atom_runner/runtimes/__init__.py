@@ -52,6 +52,14 @@ def load_module(backend: str, entry_files: dict[str, Path], threads: int = 0) ->
     raise AtomError(f"unknown backend {backend!r}; valid backends: ['executorch', 'onnx']")
 
 
+def set_onnx_spinning(enabled: bool) -> None:
+    """Whether ONNX Runtime's idle pool threads spin for work in modules loaded from now on
+    (default True; False where modules run concurrently on few cores)."""
+    from atom_runner.runtimes.onnxruntime import set_onnx_spinning as set_spinning
+
+    set_spinning(enabled)
+
+
 def set_executorch_threads(threads: int) -> None:
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
