@@ -4,7 +4,8 @@
     tensor_codec.py   the clip tensor's JSON encoding (shared with the client)
     schemas.py        one pydantic model per request and response (validation + OpenAPI)
     admission.py      Gate: bounded admission, QueueFull -> 503 with Retry-After
-    decode_queue.py   the decoder's one worker: gathers waiting captions into one Session.caption call
+    decode_queue.py   the encoder thread and the decoder's one worker: waiting captions (and generations of one
+                      prompt length) share one batched decoder call
     queued_session.py the Session as the pipelines see it, with decoder calls routed through the queue
     work_pool.py      bounded thread pool for the blocking non-decoder work (embed, search, video reads)
     index_handle.py   the resident index: one SQLite connection per thread on one file
