@@ -6,8 +6,9 @@
 - host_runner, aarch64_runner: the C++ runner, built once per session.
 - session: one ONNX int8 Session per test module (the pipeline tests).
 
-Markers (registered in pyproject.toml; docs/testing.md has the fast loop):
-`slow` (a minute or more), `cpp` (builds the C++ runner), `qemu` (aarch64 under qemu).
+Markers (registered in pyproject.toml; docs/testing.md has the fast and inner loops):
+`slow` (a minute or more), `cpp` (builds the C++ runner), `qemu` (aarch64 under qemu),
+`cli` (starts processes), `export` (lowers a model of its own); all but `slow` are set here.
 """
 
 from __future__ import annotations
@@ -38,13 +39,19 @@ def atom_deploy(*args: str, check: bool = False, **kwargs) -> subprocess.Complet
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`cpp` and `qemu` follow from the fixtures a test uses, so they cannot go stale."""
+    """`cpp` and `qemu` follow from the fixtures a test uses, `cli` and `export` from its code
+    (tests/markers.py), so they cannot go stale."""
+    from markers import markers_of
+
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & {"host_runner", "aarch64_runner"}:
             item.add_marker(pytest.mark.cpp)
         if "aarch64_runner" in fixtures:
             item.add_marker(pytest.mark.qemu)
+        if isinstance(item, pytest.Function):
+            for mark in markers_of(item.module, item.originalname, fixtures):
+                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
