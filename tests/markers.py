@@ -60,14 +60,21 @@ def _functions(module: ModuleType) -> dict[str, tuple[str, set[str]]]:
     top-level functions (tests, helpers, fixtures) and the plain functions it imports from
     other files under tests/."""
     text = Path(module.__file__).read_text(encoding="utf-8")
-    nodes = {node.name: (text, node) for node in ast.parse(text).body if isinstance(node, ast.FunctionDef)}
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    nodes = {node.name: (text, node) for node in ast.parse(text).body if isinstance(node, functions)}
     for name, obj in vars(module).items():
         if name in nodes or not inspect.isfunction(obj):
             continue
         home = getattr(inspect.getmodule(obj), "__file__", None)
-        if home and Path(home).resolve().parent == TESTS:
+        if not home or Path(home).resolve().parent != TESTS:
+            continue
+        try:
             source = textwrap.dedent(inspect.getsource(obj))
-            nodes[name] = (source, ast.parse(source).body[0])
+            node = ast.parse(source).body[0]
+        except (OSError, SyntaxError, IndexError):  # no source to read (made at run time)
+            continue
+        if isinstance(node, functions):  # a lambda bound to a name is a statement, not a def
+            nodes[name] = (source, node)
     out = {}
     for name, (text, node) in nodes.items():
         calls = {call.func.id for call in ast.walk(node) if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)}
