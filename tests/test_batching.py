@@ -132,11 +132,27 @@ def test_cpp_runner_batches_as_python_does(tiny_exports, host_runner, tmp_path, 
         path = tmp_path / f"clip{i}.bin"
         clip.tofile(path)
         paths.append(str(path))
-    result = subprocess.run(
-        [str(host_runner), "caption", "--artifacts", str(folder), "--beam", str(beam), *paths],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    captions = json.loads(result.stdout)["captions"]
     trimmed = [t[: t.index(eos)] if eos in t else t for t in expected]
-    assert [c["tokens"] for c in captions] == trimmed
+    for batch in ([], ["--batch", "1"]):  # the most clips together, and one at a time
+        result = subprocess.run(
+            [str(host_runner), "caption", "--artifacts", str(folder), "--beam", str(beam), *batch, *paths],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        captions = json.loads(result.stdout)["captions"]
+        assert [c["tokens"] for c in captions] == trimmed, batch
+
+
+def test_cpp_runner_refuses_a_batch_the_cache_cannot_hold(tiny_exports, host_runner, tmp_path):
+    folder = tiny_exports["int8"] / "executorch"
+    clip = tmp_path / "clip.bin"
+    with Session(folder, overlap="off") as session:
+        clips_for(session, 1)[0].tofile(clip)
+        most = session.clips_per_batch(4)
+    for batch, message in ((most + 1, f"--batch must be between 1 and {most} clips at beam 4"), (0, "--batch must be at least 1")):
+        result = subprocess.run(
+            [str(host_runner), "caption", "--artifacts", str(folder), "--beam", "4", "--batch", str(batch), str(clip)],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode != 0 and result.stdout == ""
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

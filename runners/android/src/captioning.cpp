@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <future>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 #include "stopwatch.h"
 #include "task_json.h"
@@ -10,10 +12,14 @@
 namespace atom {
 
 std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
-                                   CaptionTimings& t) {
+                                   CaptionTimings& t, int clips_together) {
   auto t0 = Clock::now();
   const int steps = r.manifest().decode_steps;
-  const size_t batch = size_t(r.clips_per_batch(beam));
+  const int most = r.clips_per_batch(beam);
+  if (clips_together < 0 || clips_together > most)
+    throw std::runtime_error("--batch must be between 1 and " + std::to_string(most) + " clips at beam " +
+                                std::to_string(beam) + ", got " + std::to_string(clips_together));
+  const size_t batch = size_t(clips_together == 0 ? most : clips_together);
   std::vector<double> enc_seconds(clips.size(), 0.0);
   // Encodes clips [first, first + batch) into one block of visual prefixes.
   auto encode_batch = [&r, &clips, &enc_seconds, batch](size_t first) {

@@ -15,8 +15,10 @@ struct CaptionTimings {
 };
 
 // Overlap: the encoder works on batch i+1 on a std::thread while the decoder works on batch i.
+// batch: clips decoded together, 1 .. clips_per_batch(beam); 0 means the most (1 gives the
+// first caption soonest, and is the one-at-a-time baseline of the batching measurements).
 std::vector<Decoded> caption_clips(Runner& r, const std::vector<std::string>& clips, int beam, bool overlap,
-                                   CaptionTimings& t);
+                                   CaptionTimings& t, int batch = 0);
 
 // {"overlap", "wall_s", "encode_s", "decode_s", "encode_wait_s", "hidden_s", "overlap_fraction"}
 Json timings_json(const CaptionTimings& t, bool overlap);

@@ -88,8 +88,14 @@ std::string run_task(Runner& r, const Command& c) {
     if (c.positional.empty()) throw std::invalid_argument("caption needs clip files");
     CaptionTimings t;
     bool overlap = !c.flag("--no-overlap");
+    int batch = 0;  // the most clips the KV-cache rows hold at this beam
+    if (!c.get("--batch").empty()) {
+      batch = to_int(c.get("--batch"), "--batch");
+      if (batch < 1) throw std::runtime_error("--batch must be at least 1, got " + c.get("--batch"));
+    }
     auto caps = caption_clips(r, c.positional,
-                              to_int(c.get("--beam", std::to_string(r.manifest().beam_width)), "--beam"), overlap, t);
+                              to_int(c.get("--beam", std::to_string(r.manifest().beam_width)), "--beam"), overlap, t,
+                              batch);
     return json_dump(caption_json(c.positional, caps, t, overlap));
   }
   if (c.cmd == "embed") return json_dump(embeddings_json(r.embed(c.positional)));

@@ -1,6 +1,6 @@
 // atom_runner: the on-device runner. JSON on stdout, one-line errors on stderr, exit 0/1/2.
 //
-//   atom_runner caption  --artifacts DIR [--beam 4] [--no-overlap] CLIP.bin...
+//   atom_runner caption  --artifacts DIR [--beam 4] [--batch N] [--no-overlap] CLIP.bin...
 //   atom_runner embed    --artifacts DIR TEXT...
 //   atom_runner search   --artifacts DIR --query TEXT (--embeddings FILE.bin | TEXT...) [--top K]
 //   atom_runner generate --artifacts DIR [--beam 1] [--steps N] [--truncate] PROMPT
@@ -47,7 +47,7 @@ Args parse(int argc, char** argv) {
   a.cmd = argv[1];
   static const char* kValued[] = {"--artifacts", "--beam", "--steps", "--query", "--embeddings",
                                   "--top",       "--prompt", "--iters", "--variant", "--cpu-disable",
-                                  "--system",    "--messages"};
+                                  "--system",    "--messages", "--batch"};
   bool options_done = false;
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];

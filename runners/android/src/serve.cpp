@@ -47,7 +47,7 @@ struct Op {
 
 const std::vector<Op>& ops() {
   static const std::vector<Op> table{
-      {"caption", {{"clips", Kind::kTexts, ""}, {"beam", Kind::kInt, "--beam"}, {"overlap", Kind::kFlagIfFalse, "--no-overlap"}}},
+      {"caption", {{"clips", Kind::kTexts, ""}, {"beam", Kind::kInt, "--beam"}, {"batch", Kind::kInt, "--batch"}, {"overlap", Kind::kFlagIfFalse, "--no-overlap"}}},
       {"embed", {{"texts", Kind::kTexts, ""}}},
       {"search",
        {{"query", Kind::kText, "--query"}, {"texts", Kind::kTexts, ""}, {"embeddings", Kind::kText, "--embeddings"},
