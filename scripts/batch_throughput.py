@@ -157,7 +157,7 @@ def markdown(report: dict) -> str:
         rate = r["median_captions_per_s"]
         ratios = ", ".join(f"{x['ratio']:.2f}" for x in r["rounds"])
         same = "yes" if r["identical"] else f"**no** ({sum(len(x['differences']) for x in r['rounds'])} differ)"
-        lines.append(f"| {runner} | {rate['one_at_a_time']:.2f} | {rate['batched']:.2f} | {ratios} | "
+        lines.append(f"| {runner} | {rate['one_at_a_time']:.3g} | {rate['batched']:.3g} | {ratios} | "
                      f"**{r['median_ratio']:.2f}×** | {same} |")
     return "\n".join(lines) + "\n"
 
