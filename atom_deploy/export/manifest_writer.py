@@ -21,7 +21,7 @@ from atom_runner.schema import FORMAT, FORMAT_VERSION, MANIFEST_FILE, Key, Token
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-BEAM_WIDTH = 4  # the paper's default
+BEAM_WIDTH = 4  # the paper's default, where the KV-cache rows hold it (export --max-batch 1: greedy)
 VERSIONED_PACKAGES = ("torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxscript", "transformers")
 
 
@@ -87,7 +87,7 @@ def write_manifest(
             Key.DECODE_STEPS: config.decode_steps,
             Key.MAX_CONTEXT: config.decoder.max_context,
             Key.MAX_BATCH: config.decoder.max_batch,
-            Key.BEAM_WIDTH: BEAM_WIDTH,
+            Key.BEAM_WIDTH: min(BEAM_WIDTH, config.decoder.max_batch),
             Key.BOS_ID: config.decoder.bos_id,
             Key.EOS_ID: config.decoder.eos_id,
             Key.PAD_ID: config.decoder.pad_id,

@@ -116,29 +116,33 @@ def video_encoder(model: AtomModel, kv_style: str) -> ExportableModule:
 @register(Module.DECODER)
 def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
     c = model.config.decoder
-    batch = DynamicDim("batch", 1, c.max_batch)
     seq = DynamicDim("seq", 1, c.max_context)
-    # Examples use sizes >= 2: export specializes dimensions whose example is 1.
-    B, S = 2, 3
-    tokens = TensorSpec(T.TOKENS, torch.tensor([[1, 2, 3], [4, 5, 6]]), {0: batch, 1: seq})
+    # Examples use sizes >= 2: export specializes dimensions whose example is 1. A one-row
+    # cache has no batch dimension to vary, so it is exported static at 1.
+    B, S = min(2, c.max_batch), 3
+    batch = {0: DynamicDim("batch", 1, c.max_batch)} if c.max_batch > 1 else {}
+    tokens = TensorSpec(T.TOKENS, torch.arange(1, B * S + 1).reshape(B, S), {**batch, 1: seq})
     embedding = EntryPoint(
-        Entry.TOKEN_EMBEDDING, TokenEmbedding(model.decoder), (tokens,), (OutputSpec(T.EMBEDS, {0: batch, 1: seq}),)
+        Entry.TOKEN_EMBEDDING, TokenEmbedding(model.decoder), (tokens,), (OutputSpec(T.EMBEDS, {**batch, 1: seq}),)
     )
     inputs = [
-        TensorSpec(T.EMBEDS, torch.randn(B, S, c.dim), {0: batch, 1: seq}),
+        TensorSpec(T.EMBEDS, torch.randn(B, S, c.dim), {**batch, 1: seq}),
         TensorSpec(T.INPUT_POS, torch.arange(S), {0: seq}),
-        TensorSpec(T.CACHE_INDEX, torch.tensor([0, 1]), {0: batch}),
+        TensorSpec(T.CACHE_INDEX, torch.arange(B), batch),
     ]
-    outputs = [OutputSpec(T.LOGITS, {0: batch})]
+    outputs = [OutputSpec(T.LOGITS, batch)]
     if kv_style == KVStyle.IN_PLACE:
         step_module: nn.Module = InPlaceTextDecoder(model.decoder)
         inputs.append(TensorSpec(T.REORDER_POS, torch.tensor([1, 2]), {0: DynamicDim("reorder", 1, c.max_context)}))
     elif kv_style == KVStyle.EXPLICIT_IO:
         step_module = ExplicitTextDecoder(model.decoder)
-        cache_batch = DynamicDim("cache_batch", 1, c.max_batch)
+        # The cache's rows vary apart from the step's (a beam's first step reads one row and
+        # writes four), so its example differs from the batch example where the rows allow.
+        cache_rows = {1: DynamicDim("cache_batch", 1, c.max_batch)} if c.max_batch > 1 else {}
+        example_rows = min(3, c.max_batch)
         for name in (T.K_CACHE, T.V_CACHE):
-            inputs.append(TensorSpec(name, torch.zeros(model.decoder.cache_shape(3)), {1: cache_batch}))
-        outputs += [OutputSpec(T.K_CACHE_OUT, {1: batch}), OutputSpec(T.V_CACHE_OUT, {1: batch})]
+            inputs.append(TensorSpec(name, torch.zeros(model.decoder.cache_shape(example_rows)), cache_rows))
+        outputs += [OutputSpec(name, {1: d for d in batch.values()}) for name in (T.K_CACHE_OUT, T.V_CACHE_OUT)]
     else:
         raise AtomError(f"unknown KV cache style {kv_style!r}")
     text_decoder = EntryPoint(Entry.TEXT_DECODER, step_module, tuple(inputs), tuple(outputs))
