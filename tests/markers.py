@@ -2,7 +2,7 @@
 
 A test is `cli` when it starts a process (the CLI, a server, a worker: each pays Python's
 and the runtimes' imports, seconds apiece) and `export` when it lowers a model itself (a
-Linear through ExecuTorch or torch.onnx, or `atom-deploy export`: tens of seconds to
+Linear through ExecuTorch or torch.onnx, a backend's `export`, or `atom-deploy export`: tens of seconds to
 minutes, which ATOM_TEST_EXPORTS does not keep). Either counts when the test's own body
 does it, or a function or fixture of its module that it calls or requests, or a helper it
 imports from another test module (conftest's `atom_deploy` among them). Session fixtures
@@ -26,7 +26,7 @@ STARTS = {
     "cli": re.compile(r"\bsubprocess\.(run|Popen|call|check_call|check_output)\(|\bPopen\(|\bServer\(|"
                       r"[\"']process[\"']|\bscore_captions\("),
     "export": re.compile(r"\btorch\.export\.export\(|\btorch\.onnx\.export\(|\bto_edge_transform_and_lower\(|"
-                         r"[\[(]\s*\"export\","),
+                         r"[\[(]\s*\"export\",|\bbackend\.export\("),
 }
 # conftest's session fixtures that export a model of their own, beside the tiny exports
 EXPORTING_SESSION_FIXTURES = {"smollm2"}

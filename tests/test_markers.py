@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import test_decode_cache
 import test_export_errors
+import test_export_rows
 import test_quant_8da4w
 import test_runner
 from markers import markers_of
@@ -20,6 +21,8 @@ def test_lowering_in_process_or_through_a_fixture_is_export():
     assert markers_of(test_quant_8da4w, "test_onnx_8da4w_linear_equals_executorch_8da4w", {"tmp_path"}) == {"export"}
     assert "export" in markers_of(test_quant_8da4w, "test_export_records_the_recipe_and_group_size", {"tiny_8da4w"})
     assert "export" in markers_of(test_runner, "test_int8_executorch_runner_matches_eager_int8_tokens", {"smollm2"})
+    # a kit backend's export called directly
+    assert markers_of(test_export_rows, "test_a_decoder_with_few_cache_rows_exports_and_runs", {"tmp_path"}) == {"export"}
 
 
 def test_pure_logic_gets_neither():
