@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from atom_deploy.bench.memory import peak_rss_mb, reset_peak
+from atom_runner.encoders import ProcessEncoder
 from atom_runner.runtimes import import_runtime
 from atom_runner.schema import Module
 from atom_runner.session import Session
@@ -116,8 +117,8 @@ def atom(
     """Reuse and overlap; with `batched`, clips also share decode steps (Session.caption_stream's default)."""
     with meter.phase("load", memory="load"):
         session = Session(folder, backend=backend, overlap=overlap)
-        if hasattr(session.encoder, "_process"):
-            meter.children.append(session.encoder._process.pid)
+        if isinstance(session.encoder, ProcessEncoder):
+            meter.children.append(session.encoder.worker_pid)
     _count_loads(session, meter)
     meter.seconds["worker_start"] = session.stats.worker_start_seconds
     with session:

@@ -119,6 +119,11 @@ class ProcessEncoder:
         # The rest of the start-up is the worker's interpreter and runtime import.
         self.start_seconds = time.perf_counter() - started - self.load_seconds
 
+    @property
+    def worker_pid(self) -> int:
+        """The worker process's id, for meters that count its memory beside the caller's."""
+        return self._process.pid
+
     def submit(self, clip: np.ndarray) -> int:
         with self._lock:
             ticket = self._next
