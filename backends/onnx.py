@@ -1,4 +1,4 @@
-"""ONNX: one graph per entry point, run by ONNX Runtime; KV cache as explicit I/O.
+"""ONNX: one graph per entry point, run by ONNX Runtime; the runner holds the KV cache.
 
 Graphs come from torch.onnx's dynamo exporter. Quantized Linear layers are a graph rewrite
 onto ONNX Runtime's MatMulInteger that rounds as the ExecuTorch export does: int8 in
@@ -33,7 +33,7 @@ EXTERNAL_DATA_BYTES = 1 << 30
 @register_backend("onnx")
 class OnnxBackend(Backend):
     suffix = ".onnx"
-    kv_style = KVStyle.EXPLICIT_IO
+    kv_style = KVStyle.RUNNER_HELD
 
     def quantize(self, model: nn.Module, mode: str | QuantRecipe) -> None:
         if QuantRecipe.of(mode).quantized:

@@ -92,7 +92,7 @@ CASES = {
     "object for a list": (lambda d: d[Key.MODULES]["decoder"].update({Key.FILES: {}}), "modules.decoder.files must be a list, got an object"),
     "list for an object": (lambda d: d.update({Key.CLIP: [1, 2]}), "clip must be an object, got a list"),
     "NUL in a file name": (lambda d: d[Key.MODULES]["minilm"][Key.FILES][0].update({Key.FILE: "minilm\0.onnx"}), "modules.minilm.files[0].file contains a NUL"),
-    "unknown kv style": (lambda d: d[Key.MODULES]["decoder"][Key.KV_CACHE].update({Key.KV_STYLE: "paged"}), "modules.decoder.kv_cache.style is 'paged'; valid: ['in_place', 'explicit_io']"),
+    "unknown kv style": (lambda d: d[Key.MODULES]["decoder"][Key.KV_CACHE].update({Key.KV_STYLE: "paged"}), "modules.decoder.kv_cache.style is 'paged'; valid: ['in_place', 'explicit_io', 'runner_held']"),
     "MiniLM dynamic max 0": (
         lambda d: d[Key.MODULES]["minilm"][Key.ENTRY_POINTS]["forward"][Key.INPUTS][0][Key.DYNAMIC]["0"].update({Key.MAX: 0}),
         "modules.minilm.entry_points.forward.inputs[0].dynamic.0.max must be an integer in [1, ",

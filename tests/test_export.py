@@ -54,8 +54,11 @@ def test_manifest_describes_entry_points_and_dynamic_dims(tiny_exports):
     assert step[Key.OUTPUTS][0][Key.SHAPE][0] == "batch"
     assert et.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.IN_PLACE
     onnx_step = onnx.module(Module.DECODER)[Key.ENTRY_POINTS][Entry.TEXT_DECODER]
-    assert [t[Key.NAME] for t in onnx_step[Key.INPUTS]][3:] == ["k_cache", "v_cache"]
-    assert onnx.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.EXPLICIT_IO
+    layers = onnx.module(Module.DECODER)[Key.KV_CACHE][Key.SHAPE][0]
+    assert [t[Key.NAME] for t in onnx_step[Key.INPUTS]] == ["embeds", "input_pos"] + [
+        f"{side}_{i}" for i in range(layers) for side in ("k_cache", "v_cache")]
+    assert [t[Key.NAME] for t in onnx_step[Key.OUTPUTS]] == ["logits", "k_new", "v_new"]
+    assert onnx.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.RUNNER_HELD
     enc = et.module(Module.VIDEO_ENCODER)[Key.ENTRY_POINTS][Entry.FORWARD]
     assert enc[Key.INPUTS][0][Key.SHAPE] == [1, 3, 6, 32, 32]
     assert enc[Key.OUTPUTS][0][Key.SHAPE] == [1, et.decode[Key.NUM_VISUAL_TOKENS], et.decode[Key.DIM]]
@@ -166,7 +169,7 @@ def test_inspect_prints_the_manifest(tiny_exports):
     result = atom_deploy("inspect", str(tiny_exports["int8"] / "onnx"), check=True)
     assert "decoder.text_decoder.onnx" in result.stdout
     assert "decode_steps=23" in result.stdout
-    assert "k_cache:float32" in result.stdout
+    assert "k_cache_i, v_cache_i (i < 2):float32[batch,2,64,16]" in result.stdout
 
 
 def test_export_embeds_tokenizers_that_round_trip(tiny_exports):

@@ -51,11 +51,14 @@ def test_metrics_equal_a_brute_force_recomputation(pair):
     target = torch.tensor(targets)
     assert got.tokens == len(targets) == 96 and got.window == window
     assert got.top1 == float((p.argmax(-1) == q.argmax(-1)).double().mean())
-    assert got.mean_kl == pytest.approx(float(kl.mean()), rel=1e-6)
-    assert got.p99_kl == pytest.approx(float(torch.quantile(kl, 0.99)), rel=1e-6)
+    # A cached step and a fresh prefill sum the attention in another order (on ONNX the
+    # cache's positions and the new ones apart), so the logits differ in the last bits;
+    # a metric computed wrongly is off by far more than 1e-4.
+    assert got.mean_kl == pytest.approx(float(kl.mean()), rel=1e-4)
+    assert got.p99_kl == pytest.approx(float(torch.quantile(kl, 0.99)), rel=1e-4)
     ppl_ref = float(torch.exp(torch.nn.functional.cross_entropy(p, target)))
-    assert got.ppl_reference == pytest.approx(ppl_ref, rel=1e-6)
-    assert got.ppl == pytest.approx(float(torch.exp(torch.nn.functional.cross_entropy(q, target))), rel=1e-6)
+    assert got.ppl_reference == pytest.approx(ppl_ref, rel=1e-4)
+    assert got.ppl == pytest.approx(float(torch.exp(torch.nn.functional.cross_entropy(q, target))), rel=1e-4)
     assert 0 < got.mean_kl < got.p99_kl  # int8 is not fp32, and the tail is heavier than the mean
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from atom_deploy.table import print_table
@@ -40,11 +41,28 @@ def run(args: argparse.Namespace) -> int:
         mode = quant.get("mode", "?")
         size = sum(f[Key.BYTES] for f in module[Key.FILES])
         for entry_name, entry in module[Key.ENTRY_POINTS].items():
-            ins = ", ".join(_tensor(t) for t in entry[Key.INPUTS])
+            ins = ", ".join(_tensors(entry[Key.INPUTS]))
             outs = ", ".join(_tensor(t) for t in entry[Key.OUTPUTS])
             rows.append((name, entry_name, entry[Key.FILE], f"{size:,}", mode, f"({ins}) -> ({outs})"))
     print_table(("module", "entry point", "file", "module bytes", "quant", "signature"), rows)
     return 0
+
+
+def _tensors(specs: list[dict]) -> list[str]:
+    """Each tensor, with a per-layer run (k_cache_0, v_cache_0, k_cache_1, ... of one shape)
+    written once: `k_cache_i, v_cache_i (i < 30):float32[...]`, not sixty times."""
+    texts = [_tensor(t) for t in specs]
+    stems = [re.fullmatch(r"(.+)_(\d+)", t[Key.NAME]) for t in specs]
+    if not any(stems):
+        return texts
+    first = next(i for i, m in enumerate(stems) if m)
+    run = specs[first:]
+    layers = 1 + max(int(m.group(2)) for m in stems[first:] if m)
+    names = list(dict.fromkeys(m.group(1) for m in stems[first:] if m))
+    if not all(stems[first:]) or len(run) != layers * len(names) or len({str(t[Key.SHAPE]) for t in run}) != 1:
+        return texts
+    typed = _tensor(run[0]).split(":", 1)[1]
+    return texts[:first] + [", ".join(f"{n}_i" for n in names) + f" (i < {layers}):{typed}"]
 
 
 def _tensor(spec: dict) -> str:

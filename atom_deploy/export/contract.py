@@ -53,9 +53,12 @@ class EntryPoint:
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         return tuple(spec.example for spec in self.inputs)
 
-    def dynamic_shapes(self) -> tuple:
+    def dynamic_shapes(self) -> tuple | None:
         """torch.export's dynamic_shapes: one Dim per name, so inputs sharing "batch" or
-        "seq" are tied to the same size."""
+        "seq" are tied to the same size. Inputs that a `*args` parameter of the module's
+        forward takes are grouped into one tuple, as torch.export matches them."""
+        import inspect
+
         from torch.export import Dim
 
         dims: dict[str, Dim] = {}
@@ -65,8 +68,13 @@ class EntryPoint:
             for axis, d in spec.dynamic.items():
                 dims.setdefault(d.name, Dim(d.name, min=d.min, max=d.max))
                 axes[axis] = dims[d.name]
-            shapes.append(axes or None)
-        return tuple(shapes)
+            shapes.append(axes)
+        params = list(inspect.signature(self.module.forward).parameters.values())
+        star = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        if star is None:
+            return tuple(axes or None for axes in shapes)
+        # torch.onnx takes a static input inside the group as {}, not None
+        return (*(axes or None for axes in shapes[:star]), tuple(shapes[star:]))
 
     def output_manifest(self) -> list[dict[str, Any]]:
         with torch.no_grad():

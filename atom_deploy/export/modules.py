@@ -1,19 +1,23 @@
 """What to export: each ATOM module as an `ExportableModule` (entry points + metadata).
 
 Registered by module name, so a new module is one decorated function. The decoder's
-text_decoder has one calling contract on every backend:
+text_decoder is stepped through one calling contract on every backend (the runner's
+DecoderStepper):
 
-    text_decoder(embeds [B, S, D], input_pos [S], cache_index [B], ...) -> logits [B, V]
+    step(embeds [B, S, D], input_pos [S], cache_index [B]) -> logits [B, V]
 
 `cache_index` names, for each of the B rows, which cache row it continues from: greedy
 passes [0]; beam search prefills one row and then passes the parent beam of each of its
-4 hypotheses, so reordering the cache happens inside the graph. How the cache crosses
-the graph boundary is the backend's KV style (schema.KVStyle):
+4 hypotheses. How the cache crosses the graph boundary, and so who reorders it, is the
+backend's KV style (schema.KVStyle):
 - IN_PLACE (ExecuTorch): per-layer buffers written in place. One more input,
   `reorder_pos` [N], names the positions where a row takes its parent's keys and values:
   beam search passes only the positions decoded since the rows split, so a reorder moves
   a few positions, not the cache. Greedy passes its own position, a no-op copy.
-- EXPLICIT_IO (ONNX, which has no mutable state): the cache goes in and out as tensors.
+- RUNNER_HELD (ONNX, which has no mutable state): the runner holds the cache and reorders
+  it. The graph takes each layer's keys and values as inputs of their own, read where
+  they lie, and returns only the step's new positions; so it has no cache_index.
+- EXPLICIT_IO (the eager reference): the whole cache goes in and out as tensors.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from torch import Tensor, nn
 from atom_deploy.export.contract import DynamicDim, EntryPoint, ExportableModule, OutputSpec, TensorSpec
 from atom_deploy.model import AtomModel
 from atom_deploy.models import Decoder
-from atom_deploy.models.kv_cache import InPlaceCache, buffer_shape, copy_rows, slot_index
+from atom_deploy.models.attention import attention_bias
+from atom_deploy.models.kv_cache import HeldCache, InPlaceCache, buffer_shape, copy_rows, slot_index
 from atom_runner.errors import AtomError
 from atom_runner.schema import Entry, Key, KVStyle, Module
 from atom_runner.schema import Tensor as T
@@ -105,6 +110,36 @@ class ExplicitTextDecoder(nn.Module):
         return self.decoder.forward_explicit(embeds, input_pos, k, v)
 
 
+class HeldCacheTextDecoder(nn.Module):
+    """Each layer's cache rows [B, Hkv, S_max, Dh] as two inputs of their own (RUNNER_HELD).
+
+    One input per layer and side, not one stacked [L, ...] tensor: ONNX Runtime copies a
+    Split or Slice of an input, so a stacked cache was copied whole every step (with the
+    gather, transposes and stack of EXPLICIT_IO, half a 16-row step), while a separate
+    input is read in place. -> logits [B, V], new keys and values [L, B, Hkv, S, Dh].
+    """
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, embeds: Tensor, input_pos: Tensor, *layer_caches: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        c = self.decoder.config
+        rep = c.heads // c.kv_heads
+        # Computed once a step for every layer: the cache's positions before this step,
+        # and the step's positions causally among themselves.
+        past_bias = attention_bias((torch.arange(c.max_context) < input_pos[0])[None, :], 1)
+        new_bias = attention_bias(input_pos[None, :] <= input_pos[:, None], rep)
+        caches = [HeldCache(layer_caches[2 * i], layer_caches[2 * i + 1], past_bias, new_bias) for i in range(c.layers)]
+        logits = self.decoder(embeds, input_pos, caches)
+        return logits, torch.stack([cache.new_k for cache in caches]), torch.stack([cache.new_v for cache in caches])
+
+
+def held_cache_names(layers: int) -> list[str]:
+    """RUNNER_HELD's cache inputs in order: k_cache_0, v_cache_0, k_cache_1, ..."""
+    return [f"{side}_{i}" for i in range(layers) for side in (T.K_CACHE, T.V_CACHE)]
+
+
 @register(Module.VIDEO_ENCODER)
 def video_encoder(model: AtomModel, kv_style: str) -> ExportableModule:
     c = model.config.encoder
@@ -128,9 +163,10 @@ def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
     inputs = [
         TensorSpec(T.EMBEDS, torch.randn(B, S, c.dim), {**batch, 1: seq}),
         TensorSpec(T.INPUT_POS, torch.arange(S), {0: seq}),
-        TensorSpec(T.CACHE_INDEX, torch.arange(B), batch),
     ]
     outputs = [OutputSpec(T.LOGITS, batch)]
+    if kv_style != KVStyle.RUNNER_HELD:
+        inputs.append(TensorSpec(T.CACHE_INDEX, torch.arange(B), batch))
     if kv_style == KVStyle.IN_PLACE:
         step_module: nn.Module = InPlaceTextDecoder(model.decoder)
         inputs.append(TensorSpec(T.REORDER_POS, torch.tensor([1, 2]), {0: DynamicDim("reorder", 1, c.max_context)}))
@@ -143,6 +179,14 @@ def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
         for name in (T.K_CACHE, T.V_CACHE):
             inputs.append(TensorSpec(name, torch.zeros(model.decoder.cache_shape(example_rows)), cache_rows))
         outputs += [OutputSpec(name, {1: d for d in batch.values()}) for name in (T.K_CACHE_OUT, T.V_CACHE_OUT)]
+    elif kv_style == KVStyle.RUNNER_HELD:
+        step_module = HeldCacheTextDecoder(model.decoder)
+        # Past positions hold something finite: a masked score must be finite + -inf. One
+        # tensor per input: torch.export treats inputs given the same tensor as one input.
+        layer_shape = model.decoder.cache_shape(B)[1:]
+        inputs += [TensorSpec(name, torch.zeros(layer_shape), batch) for name in held_cache_names(c.layers)]
+        new_dims = {1: d for d in batch.values()} | {3: seq}
+        outputs += [OutputSpec(name, new_dims) for name in (T.K_NEW, T.V_NEW)]
     else:
         raise AtomError(f"unknown KV cache style {kv_style!r}")
     text_decoder = EntryPoint(Entry.TEXT_DECODER, step_module, tuple(inputs), tuple(outputs))

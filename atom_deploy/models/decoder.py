@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from atom_deploy.config import DecoderConfig
+from atom_deploy.models.attention import attention_bias
 from atom_deploy.models.kv_cache import ExplicitCache
 from atom_deploy.models.rope import apply_rope, rope_tables
 
-LayerCache = Any  # NoCache, ExplicitCache or InPlaceCache (models/kv_cache.py)
+LayerCache = Any  # NoCache, ExplicitCache, InPlaceCache or HeldCache (models/kv_cache.py)
 
 
 class RMSNorm(nn.Module):
@@ -43,43 +44,14 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(config.heads * config.head_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
-        # x: [B, S, D], cos/sin: [S, Dh], bias: [rep * S, T] (attention_bias) over the positions the cache returns
+        # x: [B, S, D], cos/sin: [S, Dh], bias: [rep * S, S_max] (attention_bias): the step's positions over the cache's
         B, S, _ = x.shape
         q = self.q_proj(x).view(B, S, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        keys, values = cache.update(input_pos, k, v)  # [B, Hkv, T, Dh]
-        out = grouped_attention(q, keys, values, bias)  # [B, Hkv, rep, S, Dh]
+        out = cache.attend(input_pos, q, k, v, bias)  # [B, Hkv, rep, S, Dh]
         return self.o_proj(out.permute(0, 3, 1, 2, 4).reshape(B, S, -1))
-
-
-def attention_bias(mask: Tensor, rep: int) -> Tensor:
-    """The causal mask [S, T] (True = may attend) as an additive bias for `rep` query heads per
-    KV head, [rep * S, T] of 0 and -inf. Built once a step rather than masked per layer: a
-    masked_fill and its negation per layer ran outside XNNPACK and split each layer's
-    delegate call, while adding 0 or -inf to a finite score is exactly the masked score."""
-    blocked = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, float("-inf"))
-    return blocked.repeat(rep, 1)
-
-
-def grouped_attention(q: Tensor, keys: Tensor, values: Tensor, bias: Tensor) -> Tensor:
-    """Grouped-query attention that reads the cache as it lies in memory.
-
-    q [B, H, S, Dh] with H = Hkv * rep is regrouped as [B * Hkv, rep * S, Dh], so each KV
-    head serves its rep query heads in one batched matmul, and keys/values [B, Hkv, T, Dh]
-    are only reshaped, never expanded to H heads or transposed: the scores are computed as
-    keys @ q^T and the small [T, rep * S] result is transposed instead. A cache-sized copy
-    per layer is what made a beam step's attention cost more than its weights.
-    -> [B, Hkv, rep, S, Dh]
-    """
-    B, H, S, Dh = q.shape
-    kv_heads, T = keys.shape[1], keys.shape[2]
-    rep = H // kv_heads
-    grouped = q.reshape(B * kv_heads, rep * S, Dh)
-    scores = torch.bmm(keys.reshape(B * kv_heads, T, Dh), grouped.transpose(1, 2)).transpose(1, 2) * (Dh**-0.5) + bias
-    out = torch.bmm(scores.softmax(dim=-1), values.reshape(B * kv_heads, T, Dh))
-    return out.view(B, kv_heads, rep, S, Dh)
 
 
 class FeedForward(nn.Module):

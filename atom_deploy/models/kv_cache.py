@@ -1,15 +1,18 @@
 """Where a decoder layer's keys and values live between steps.
 
-Every attention layer calls `cache.update(input_pos, k, v)` with the new positions'
-keys/values [B, Hkv, S, Dh] and attends over what it returns [B, Hkv, T, Dh]. Three
-homes, one arithmetic:
+Every attention layer calls `cache.attend(q, k, v, bias)` with the step's queries
+[B, H, S, Dh] and new positions' keys/values [B, Hkv, S, Dh]; the cache decides where
+the keys it attends over live, and models/attention.py does the arithmetic. Four homes:
 
 - `NoCache`: attend over the new positions only (teacher-forced training).
-- `ExplicitCache`: the cache is a tensor that goes in and out (eager reference, ONNX).
+- `ExplicitCache`: the cache is a tensor that goes in and out (the eager reference).
 - `InPlaceCache`: the cache is a mutable buffer written in place (ExecuTorch). The write
   is an `index_put_` on the buffer, which ExecuTorch's re-inplace pass keeps in place, so
   a step writes S positions instead of copying the cache; the attention reads the first
   B rows. Standard ops only: the .pte needs no custom kernel library on the device.
+- `HeldCache`: the runner holds the cache and passes each layer's keys/values in; the
+  graph reads them, attends over them and the new positions apart, and hands back only
+  the new positions for the runner to write (ONNX, which has no mutable state).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from atom_deploy.models.attention import grouped_attention, split_attention
+
 
 class NoCache:
-    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        return k, v
+    def attend(self, input_pos: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        return grouped_attention(q, k, v, bias)
 
 
 class ExplicitCache:
@@ -29,10 +34,10 @@ class ExplicitCache:
     def __init__(self, k: Tensor, v: Tensor):
         self.k, self.v = k, v  # [B, Hkv, S_max, Dh]
 
-    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def attend(self, input_pos: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
         self.k = self.k.index_copy(2, input_pos, k)
         self.v = self.v.index_copy(2, input_pos, v)
-        return self.k, self.v
+        return grouped_attention(q, self.k, self.v, bias)
 
 
 class InPlaceCache:
@@ -50,12 +55,32 @@ class InPlaceCache:
         self.k_buffer, self.v_buffer, self.slots = k_buffer, v_buffer, slots
         self.rows, self.max_context = rows, max_context
 
-    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def attend(self, input_pos: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
         write_slots(self.k_buffer, self.slots, k)
         write_slots(self.v_buffer, self.slots, v)
         kv_heads = k.shape[1]
-        return (rows_view(self.k_buffer, self.rows, kv_heads, self.max_context),
-                rows_view(self.v_buffer, self.rows, kv_heads, self.max_context))
+        keys = rows_view(self.k_buffer, self.rows, kv_heads, self.max_context)
+        values = rows_view(self.v_buffer, self.rows, kv_heads, self.max_context)
+        return grouped_attention(q, keys, values, bias)
+
+
+class HeldCache:
+    """One layer's keys/values [B, Hkv, S_max, Dh] as the runner passes them in, read only.
+
+    Positions from the step's first one on are not yet written (or hold an older
+    request's): `past_bias` [1, S_max] blocks them, and the step's own positions are
+    attended from `k`/`v` under a causal `new_bias` [rep * S, S]. `new_k`/`new_v` keep
+    them for the graph to return; the runner writes them at input_pos.
+    """
+
+    def __init__(self, k: Tensor, v: Tensor, past_bias: Tensor, new_bias: Tensor):
+        self.k, self.v, self.past_bias, self.new_bias = k, v, past_bias, new_bias
+        self.new_k: Tensor | None = None
+        self.new_v: Tensor | None = None
+
+    def attend(self, input_pos: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        self.new_k, self.new_v = k, v
+        return split_attention(q, self.k, self.v, self.past_bias, k, v, self.new_bias)
 
 
 def buffer_shape(max_batch: int, kv_heads: int, max_context: int, head_dim: int) -> tuple[int, int]:

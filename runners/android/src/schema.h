@@ -79,6 +79,7 @@ inline constexpr const char* kMiniLM = "minilm";
 namespace kv_style {
 inline constexpr const char* kInPlace = "in_place";
 inline constexpr const char* kExplicitIO = "explicit_io";
+inline constexpr const char* kRunnerHeld = "runner_held";
 }  // namespace kv_style
 
 // Limit in schema.py: far above any real export, there so a hostile manifest gets one line.

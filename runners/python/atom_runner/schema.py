@@ -132,10 +132,15 @@ class KVStyle:
     # The cache lives in per-layer buffers inside the program, written in place
     # (ExecuTorch): callers pass (embeds, input_pos, cache_index, reorder_pos).
     IN_PLACE = "in_place"
-    # The cache is an explicit input and output (ONNX has no mutable state): callers
-    # also pass k_cache/v_cache and keep the returned ones.
+    # The cache is an explicit input and output: callers also pass k_cache/v_cache and
+    # keep the returned ones (the eager reference; ONNX exports before runner_held).
     EXPLICIT_IO = "explicit_io"
-    ALL = (IN_PLACE, EXPLICIT_IO)
+    # The runner holds the cache (ONNX, which has no mutable state): callers pass
+    # (embeds, input_pos, k_cache_0, v_cache_0, ..., one pair per layer, [B, Hkv, S_max, Dh])
+    # and write the returned new positions' keys/values [L, B, Hkv, S, Dh] at input_pos.
+    # Beam reorders happen in the runner, so there is no cache_index input.
+    RUNNER_HELD = "runner_held"
+    ALL = (IN_PLACE, EXPLICIT_IO, RUNNER_HELD)
 
 
 class Tensor:
@@ -153,6 +158,8 @@ class Tensor:
     LOGITS = "logits"
     K_CACHE_OUT = "k_cache_out"
     V_CACHE_OUT = "v_cache_out"
+    K_NEW = "k_new"
+    V_NEW = "v_new"
     INPUT_IDS = "input_ids"
     ATTENTION_MASK = "attention_mask"
     SENTENCE_EMBEDDING = "sentence_embedding"

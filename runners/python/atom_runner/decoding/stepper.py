@@ -4,10 +4,14 @@
 
 Row b continues from cache row cache_index[b]. `shared_until` says that every position
 below it holds the same keys in all rows (the prompt a beam started from), so a reorder
-need not move them. With KVStyle.IN_PLACE the cache lives inside the loaded program and
-only positions shared_until..input_pos[0]-1 are moved; with KVStyle.EXPLICIT_IO the
-stepper holds the cache and threads it through each call. Either way the stepper owns
-one request's cache: concurrent requests must not share a stepper.
+need not move them. By KVStyle:
+- IN_PLACE: the cache lives inside the loaded program, which moves positions
+  shared_until..input_pos[0]-1 between rows itself;
+- RUNNER_HELD: the stepper holds one [rows, Hkv, S_max, Dh] array per layer and side,
+  moves those positions itself, passes the arrays in (read in place) and writes the new
+  positions the call returns;
+- EXPLICIT_IO: the stepper threads the whole cache through each call.
+Either way the stepper owns one request's cache: concurrent requests must not share a stepper.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ class DecoderStepper:
         self.reset()
 
     def reset(self, rows: int = 1) -> None:
-        """A fresh cache for `rows` rows (the in-place cache is simply overwritten)."""
+        """A cache for `rows` rows. Positions are written before they are attended to, so
+        an in-place or held cache of the same rows is reused: the positions a new request
+        has not written yet are masked, and hold finite keys from zeros or an earlier one."""
+        shape = list(self.cache_shape)
+        shape[1] = rows
         if self.kv_style == KVStyle.EXPLICIT_IO:
-            shape = list(self.cache_shape)
-            shape[1] = rows
             self._k = np.zeros(shape, dtype=np.float32)
             self._v = np.zeros(shape, dtype=np.float32)
+        elif self.kv_style == KVStyle.RUNNER_HELD and (not hasattr(self, "_held") or self._held[0].shape[0] != rows):
+            self._held = [np.zeros(shape[1:], dtype=np.float32) for _ in range(2 * shape[0])]  # k_0, v_0, k_1, ...
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         # tokens: [B, S] int64 -> [B, S, D]
@@ -43,7 +51,23 @@ class DecoderStepper:
         inputs = [np.ascontiguousarray(embeds, dtype=np.float32), input_pos, cache_index]
         if self.kv_style == KVStyle.IN_PLACE:
             return self.module.run(Entry.TEXT_DECODER, inputs + [reorder_positions(cache_index, input_pos, shared_until)])[0]
+        if self.kv_style == KVStyle.RUNNER_HELD:
+            return self._held_step(inputs[0], input_pos, cache_index, shared_until)
         logits, self._k, self._v = self.module.run(Entry.TEXT_DECODER, inputs + [self._k, self._v])
+        return logits
+
+    def _held_step(self, embeds: np.ndarray, input_pos: np.ndarray, cache_index: np.ndarray, shared_until: int) -> np.ndarray:
+        start = int(input_pos[0])
+        if len(cache_index) != self._held[0].shape[0]:  # rows split (a beam's first step): a new array of B rows
+            self._held = [layer[cache_index] for layer in self._held]
+        elif not np.array_equal(cache_index, np.arange(len(cache_index))) and shared_until < start:
+            for layer in self._held:
+                layer[:, :, shared_until:start] = layer[cache_index, :, shared_until:start]
+        logits, k_new, v_new = self.module.run(Entry.TEXT_DECODER, [embeds, input_pos, *self._held])
+        end = start + len(input_pos)
+        for i, (k, v) in enumerate(zip(k_new, v_new)):
+            self._held[2 * i][:, :, start:end] = k
+            self._held[2 * i + 1][:, :, start:end] = v
         return logits
 
 
