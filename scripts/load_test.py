@@ -398,6 +398,8 @@ def main() -> int:
     p.add_argument("--max-seconds", type=float, default=1800, help="the whole run's budget; the run stops past it")
     p.add_argument("--skip-faults", action="store_true")
     p.add_argument("--no-batching", action="store_true", help="serve with --no-batching: one request per decoder call")
+    p.add_argument("--threads", type=int, default=None, help="serve with --threads N (runtime threads per module)")
+    p.add_argument("--decoder-lanes", type=int, default=None, help="serve with --decoder-lanes N")
     p.add_argument("--rounds", type=int, default=1, help="times the two caption phases alternate (default 1)")
     p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="load phases to run (default: all)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -409,6 +411,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="atom_load_"))
     video = demo_inputs(work, scenes=6, seed=1)
     extra = ["--queue-limit", str(args.queue_limit)] + (["--no-batching"] if args.no_batching else [])
+    for flag, value in (("--threads", args.threads), ("--decoder-lanes", args.decoder_lanes)):
+        extra += [flag, str(value)] if value is not None else []
     server = Server(args.artifacts, args.backend, work / "clips.db", work / "server.log", *extra)
     sampler = RssSampler(server)
     sampler.start()

@@ -144,8 +144,21 @@ def test_beam4_matches_a_plain_reference_beam_search(sessions, tiny_exports):
     assert got.score == pytest.approx(want_score, rel=1e-5)
 
 
+def test_decoder_lanes_follow_where_the_cache_lives(sessions, tiny_exports):
+    # ONNX's runner-held cache: two decodes at once by default (the eight-thread test below
+    # runs them); ExecuTorch's in-place cache: one, and asking for more is an error.
+    assert sessions[("fp32", "onnx")].decoder_lanes == 2
+    assert sessions[("fp32", "executorch")].decoder_lanes == 1
+    with pytest.raises(AtomError, match="decoder_lanes 2 needs a decoder whose KV cache the runner holds"):
+        Session(tiny_exports["fp32"], backend="executorch", overlap="off", decoder_lanes=2)
+    with pytest.raises(AtomError, match="decoder_lanes must be at least 1, got 0"):
+        Session(tiny_exports["fp32"], backend="onnx", overlap="off", decoder_lanes=0)
+    with Session(tiny_exports["fp32"], backend="onnx", overlap="off", decoder_lanes=3) as three:
+        assert three.decoder_lanes == 3
+
+
 def test_eight_threads_of_mixed_calls_match_single_threaded_results(sessions):
-    s = sessions[("fp32", "onnx")]
+    s = sessions[("fp32", "onnx")]  # two decoder lanes: two decodes run at once
     inputs = clips(3)
     texts = [["a red car", "a dog"], ["two people talk"], ["ünïcödé text", "x"]]
     prompts = ["summary:", "answer: what moves?", "script:"]

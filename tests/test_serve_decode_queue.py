@@ -19,6 +19,7 @@ from atom_runner.errors import AtomError
 
 class RecordingSession:
     max_batch, decode_steps, max_context = 16, 23, 64
+    decoder_lanes = 1  # one worker: the calls' order is the queue's
 
     def clips_per_batch(self, beam):
         return self.max_batch // beam
@@ -110,6 +111,39 @@ def test_waiting_generations_of_one_prompt_length_share_one_call():
         ("generate", 4, 23, ["k j"]),
         ("generate", 4, 5, ["m n"]),  # other steps: its own call
     ]
+
+
+def test_two_lanes_decode_two_groups_at_once():
+    """With two decoder lanes, a group starts while another still decodes; with one it waits."""
+    for lanes, in_flight in ((2, 2), (1, 1)):
+        session = RecordingSession()
+        session.decoder_lanes = lanes
+        most, running = [0], [0]
+        lock = threading.Lock()
+        hold = session._hold
+
+        def counted_hold():
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            hold()
+            with lock:
+                running[0] -= 1
+
+        session._hold = counted_hold
+        queue = DecodeQueue(session, Gate("decode", 100, 1))
+        try:
+            futures = [queue.generate("a", None, 4), queue.generate("b", 5, 4)]  # two keys: two groups
+            deadline = time.monotonic() + 10
+            while running[0] < in_flight and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(0.1)  # a second worker, if any, has had time to take the other group
+            assert running[0] == in_flight
+            session.release.set()
+            assert [f.result(10) for f in futures] == ["A", "B"]
+        finally:
+            queue.close()
+        assert most[0] == in_flight
 
 
 def test_batching_off_gives_every_request_its_own_call():

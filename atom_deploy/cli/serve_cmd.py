@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="decoder requests admitted and not yet answered; beyond it 503 + Retry-After (default 64)")
     p.add_argument("--work-limit", type=int, default=64, help="other requests (embed, search, ...) admitted at once (default 64)")
     p.add_argument("--threads", type=int, default=None, help="runtime threads per module (default: the runtime's)")
+    p.add_argument("--decoder-lanes", type=int, default=None,
+                   help="decoder groups decoded at once, each with its own KV cache (default 2 on ONNX, whose cache "
+                        "the runner holds; ExecuTorch keeps its cache in the program: 1)")
     p.add_argument("--no-batching", action="store_true",
                    help="one request per decoder call instead of shared decode steps (to measure what batching gives)")
     p.set_defaults(run=run)
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         artifacts=args.artifacts, backend=args.backend, host=args.host, port=args.port, index=args.index,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024), decode_queue_limit=args.queue_limit,
         work_queue_limit=args.work_limit, threads=args.threads, decode_batching=not args.no_batching,
+        decoder_lanes=args.decoder_lanes,
     )
     state = ServerState.open(config, Metrics())  # a bad folder or index: one error line, before listening
     try:

@@ -1,10 +1,13 @@
-"""The decoder's queue: one worker thread owns every decoder call the server makes.
+"""The decoder's queue: one worker thread per decoder lane makes every decoder call the server makes.
 
 A caption's clip is encoded first, on an encoder thread of its own, and joins the queue
 as a visual prefix. So the encoder works on the next clips while the decoder decodes
-(ONNX Runtime releases the GIL in both), and the worker spends its time on decode steps.
+(ONNX Runtime releases the GIL in both), and the workers spend their time on decode steps.
+A decoder whose KV cache the runner holds (ONNX) has two lanes by default
+(`Session.decoder_lanes`): two groups decode at once, each on its own cache; an in-place
+cache (ExecuTorch) has one.
 
-When the worker frees up it takes the oldest waiting item and every other one waiting
+When a worker frees up it takes the oldest waiting item and every other one waiting
 with the same key, up to the rows one decode holds (`Session.clips_per_batch(beam)`):
 - captions with the same beam and steps go to one `Session.caption_prefixes` call;
 - generations with the same beam, steps, truncate and prompt length (in tokens, once fitted) go to
@@ -53,8 +56,10 @@ class DecodeQueue:
         self._closed = self._drained = False
         self._running = self._encoding = 0
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-encoder")
-        self._worker = threading.Thread(target=self._work, name="atom-decoder", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f"atom-decoder-{i}", daemon=True)
+                         for i in range(session.decoder_lanes)]
+        for worker in self._workers:
+            worker.start()
 
     # --- submitting ------------------------------------------------------------------
 
@@ -109,7 +114,8 @@ class DecodeQueue:
         with self._cond:
             self._drained = True
             self._cond.notify_all()
-        self._worker.join()
+        for worker in self._workers:
+            worker.join()
 
     # --- the encoder stage ---------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class DecodeQueue:
                     self._items.remove(item)
                     group.append(item)
             group = [item for item in group if item.future.set_running_or_notify_cancel()]
-            self._running = len(group)
+            self._running += len(group)
             return group
 
     def _work(self) -> None:
@@ -173,7 +179,7 @@ class DecodeQueue:
                     self._run(group)
             finally:
                 with self._cond:
-                    self._running = 0
+                    self._running -= len(group)
 
     def _run(self, group: list[_Item]) -> None:
         beam, steps = group[0].key[1:3]

@@ -38,7 +38,8 @@ class ServerState:
         # next requests' clips while the decoder decodes); the Session needs none of its own.
         # Modules run at once here, so ONNX Runtime's idle threads must not spin on the cores.
         set_onnx_spinning(False)
-        session = Session(config.artifacts, backend=config.backend, overlap="off", threads=config.threads)
+        session = Session(config.artifacts, backend=config.backend, overlap="off", threads=config.threads,
+                          decoder_lanes=config.decoder_lanes)
         try:
             index = IndexHandle(config.index, session)
             decoder = DecodeQueue(session, Gate("decode", config.decode_queue_limit, config.retry_after_s),
@@ -69,5 +70,4 @@ class ServerState:
         self.decoder.close()
         self.index.close()
         self.session.close()
-
 
