@@ -250,8 +250,10 @@ class Session:
         return self._decode(prompt_ids, prefixes, beam, steps, bos)
 
     def new_stepper(self) -> DecoderStepper:
-        """A stepper with its own KV cache on this session's decoder, for callers that drive
-        the decode loop themselves (parity, tests of the loop's rules)."""
+        """A stepper on this session's decoder, for callers that drive the decode loop
+        themselves (parity, tests of the loop's rules). Where the runner holds the KV cache it
+        has a cache of its own; an in-place cache is the program's, shared by every stepper,
+        so on ExecuTorch drive one at a time, and not beside the session's own decodes."""
         kv = self.manifest.module(Module.DECODER)[Key.KV_CACHE]
         return DecoderStepper(self.decoder, self._kv_style or kv[Key.KV_STYLE], kv[Key.SHAPE])
 
