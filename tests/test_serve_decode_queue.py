@@ -27,6 +27,8 @@ class RecordingSession:
     def __init__(self):
         self.calls: list[tuple] = []
         self.started, self.release = threading.Event(), threading.Event()
+        self.in_flight = self.most_in_flight = 0  # decoder calls running at once, now and at most
+        self._count = threading.Lock()
 
     def encode(self, clip):
         if np.isnan(clip).any():
@@ -50,8 +52,13 @@ class RecordingSession:
         return [p.upper() for p in prompts]
 
     def _hold(self):
+        with self._count:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         self.started.set()
         self.release.wait(10)  # hold the first call so the others pile up behind it
+        with self._count:
+            self.in_flight -= 1
 
 
 def settled(queue: DecodeQueue) -> None:
@@ -118,32 +125,19 @@ def test_two_lanes_decode_two_groups_at_once():
     for lanes, in_flight in ((2, 2), (1, 1)):
         session = RecordingSession()
         session.decoder_lanes = lanes
-        most, running = [0], [0]
-        lock = threading.Lock()
-        hold = session._hold
-
-        def counted_hold():
-            with lock:
-                running[0] += 1
-                most[0] = max(most[0], running[0])
-            hold()
-            with lock:
-                running[0] -= 1
-
-        session._hold = counted_hold
         queue = DecodeQueue(session, Gate("decode", 100, 1))
         try:
             futures = [queue.generate("a", None, 4), queue.generate("b", 5, 4)]  # two keys: two groups
             deadline = time.monotonic() + 10
-            while running[0] < in_flight and time.monotonic() < deadline:
+            while session.in_flight < in_flight and time.monotonic() < deadline:
                 time.sleep(0.005)
             time.sleep(0.1)  # a second worker, if any, has had time to take the other group
-            assert running[0] == in_flight
+            assert session.in_flight == in_flight
             session.release.set()
             assert [f.result(10) for f in futures] == ["A", "B"]
         finally:
             queue.close()
-        assert most[0] == in_flight
+        assert session.most_in_flight == in_flight
 
 
 def test_batching_off_gives_every_request_its_own_call():
