@@ -7,6 +7,7 @@ never reaches into the model: it lowers what it is given and reports the files i
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +54,10 @@ class EntryPoint:
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         return tuple(spec.example for spec in self.inputs)
 
-    def dynamic_shapes(self) -> tuple | None:
+    def dynamic_shapes(self) -> tuple:
         """torch.export's dynamic_shapes: one Dim per name, so inputs sharing "batch" or
         "seq" are tied to the same size. Inputs that a `*args` parameter of the module's
         forward takes are grouped into one tuple, as torch.export matches them."""
-        import inspect
-
         from torch.export import Dim
 
         dims: dict[str, Dim] = {}

@@ -30,7 +30,7 @@ class ServeConfig:
     # (the comparison that batching is measured against).
     decode_batching: bool = True
     # Decoder groups decoded at once (None: the Session's default, 2 where the runner holds
-    # the KV cache, 1 for an in-place cache); see Session's decoder_lanes.
+    # the KV cache, 1 for an in-place cache); the Session checks it, before the server listens.
     decoder_lanes: int | None = None
 
     def __post_init__(self) -> None:
@@ -39,5 +39,3 @@ class ServeConfig:
         for name in ("max_body_bytes", "decode_queue_limit", "work_queue_limit", "work_threads", "job_queue_limit", "retry_after_s"):
             if getattr(self, name) < 1:
                 raise AtomError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.decoder_lanes is not None and self.decoder_lanes < 1:
-            raise AtomError(f"decoder_lanes must be at least 1, got {self.decoder_lanes}")

@@ -27,6 +27,7 @@ class DecoderStepper:
         self.module = module
         self.kv_style = kv_style
         self.cache_shape = list(cache_shape)  # [L, max_batch, Hkv, S_max, Dh]
+        self._held: list[np.ndarray] = []  # RUNNER_HELD: k_0, v_0, k_1, ... each [rows, Hkv, S_max, Dh]
         self.reset()
 
     def reset(self, rows: int = 1) -> None:
@@ -38,8 +39,8 @@ class DecoderStepper:
         if self.kv_style == KVStyle.EXPLICIT_IO:
             self._k = np.zeros(shape, dtype=np.float32)
             self._v = np.zeros(shape, dtype=np.float32)
-        elif self.kv_style == KVStyle.RUNNER_HELD and (not hasattr(self, "_held") or self._held[0].shape[0] != rows):
-            self._held = [np.zeros(shape[1:], dtype=np.float32) for _ in range(2 * shape[0])]  # k_0, v_0, k_1, ...
+        elif self.kv_style == KVStyle.RUNNER_HELD and (not self._held or self._held[0].shape[0] != rows):
+            self._held = [np.zeros(shape[1:], dtype=np.float32) for _ in range(2 * shape[0])]
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         # tokens: [B, S] int64 -> [B, S, D]
@@ -60,9 +61,10 @@ class DecoderStepper:
         start = int(input_pos[0])
         if len(cache_index) != self._held[0].shape[0]:  # rows split (a beam's first step): a new array of B rows
             self._held = [layer[cache_index] for layer in self._held]
-        elif not np.array_equal(cache_index, np.arange(len(cache_index))) and shared_until < start:
+        elif span := reorder_span(cache_index, input_pos, shared_until):
+            first, stop = span
             for layer in self._held:
-                layer[:, :, shared_until:start] = layer[cache_index, :, shared_until:start]
+                layer[:, :, first:stop] = layer[cache_index, :, first:stop]
         logits, k_new, v_new = self.module.run(Entry.TEXT_DECODER, [embeds, input_pos, *self._held])
         end = start + len(input_pos)
         for i, (k, v) in enumerate(zip(k_new, v_new)):
@@ -71,16 +73,20 @@ class DecoderStepper:
         return logits
 
 
-def reorder_positions(cache_index: np.ndarray, input_pos: np.ndarray, shared_until: int) -> np.ndarray:
-    """The positions a reorder must move: none when every row continues from itself.
-
-    The graph takes at least one position, so "none" is the position about to be
-    written, which the step overwrites anyway.
-    """
+def reorder_span(cache_index: np.ndarray, input_pos: np.ndarray, shared_until: int) -> tuple[int, int] | None:
+    """The positions [first, stop) a reorder must move: shared_until..input_pos[0]-1, or None
+    when every row continues from itself or nothing was decoded since the rows split."""
     start = int(input_pos[0])
     if np.array_equal(cache_index, np.arange(len(cache_index))) or shared_until >= start:
-        return np.array([start], dtype=np.int64)
-    return np.arange(shared_until, start, dtype=np.int64)
+        return None
+    return shared_until, start
+
+
+def reorder_positions(cache_index: np.ndarray, input_pos: np.ndarray, shared_until: int) -> np.ndarray:
+    """`reorder_span` as the in-place graph's `reorder_pos`. The graph takes at least one
+    position, so "none" is the position about to be written, which the step overwrites anyway."""
+    span = reorder_span(cache_index, input_pos, shared_until)
+    return np.array([int(input_pos[0])], dtype=np.int64) if span is None else np.arange(*span, dtype=np.int64)
 
 
 def trim_after_eos(tokens: list[int], eos_id: int) -> list[int]:
