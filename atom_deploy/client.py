@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from atom_deploy.serve.tensor_codec import encode_tensor
+from atom_deploy.serve.tensor_codec import NPY_MEDIA_TYPE, encode_npy
 from atom_runner.errors import AtomError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -159,8 +159,8 @@ class RemoteSession:
         for clip in clips:
             if not isinstance(clip, np.ndarray):
                 raise AtomError(f"clip must be a numpy array, got {type(clip).__name__}")
-        payload = {"clips": [encode_tensor(c) for c in clips], "beam": beam, "steps": steps}
-        return self._post("/v1/caption", payload)["captions"]
+        params = {"beam": beam} if steps is None else {"beam": beam, "steps": steps}
+        return self._request("POST", "/v1/caption/npy", content=encode_npy(clips), params=params)["captions"]
 
     def _get(self, path: str) -> dict:
         return self._request("GET", path)
@@ -168,10 +168,12 @@ class RemoteSession:
     def _post(self, path: str, payload: dict) -> dict:
         return self._request("POST", path, payload)
 
-    def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
+    def _request(self, method: str, path: str, payload: dict | None = None, content: bytes | None = None,
+                 params: dict | None = None) -> dict:
+        headers = {"content-type": NPY_MEDIA_TYPE} if content is not None else None
         for attempt in range(self._retries + 1):
             try:
-                response = self._http.request(method, path, json=payload)
+                response = self._http.request(method, path, json=payload, content=content, params=params, headers=headers)
             except httpx.HTTPError as exc:
                 raise AtomError(f"{self.url}{path}: {type(exc).__name__}: {exc}") from None
             if response.status_code == 503 and attempt < self._retries:

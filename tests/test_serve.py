@@ -4,6 +4,7 @@ and kill -9 during an index job followed by a resume."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -24,12 +25,13 @@ from atom_deploy.client import RemoteSession
 from atom_deploy.pipelines.captioning import clean_caption
 from atom_deploy.pipelines.qa import CaptionOptions, ask, summarize
 from atom_deploy.pipelines.search import search
-from atom_deploy.serve.tensor_codec import encode_tensor
+from atom_deploy.serve.tensor_codec import NPY_MEDIA_TYPE, encode_npy, encode_tensor
 from atom_runner.errors import AtomError
 from pipeline_helpers import demo_video, open_index
 from serve_helpers import Server, caption_body, clips
 
 QUEUE_LIMIT = 4
+NPY_HEADERS = {"content-type": NPY_MEDIA_TYPE}
 MAX_BODY_MB = 0.5  # 524,288 bytes: a tiny clip is 98 kB in base64; three fit, six do not
 SHORT = CaptionOptions(window_s=2.0, stride_s=1.0, beam=4, progress=False)
 
@@ -70,7 +72,7 @@ def test_health_docs_and_model(server, session):
     assert server.client.get("/healthz").json()["status"] == "ok"
     assert "swagger" in server.client.get("/docs").text.lower()
     paths = server.client.get("/openapi.json").json()["paths"]
-    for path in ("/v1/caption", "/v1/embed", "/v1/generate", "/v1/search", "/v1/summarize", "/v1/ask",
+    for path in ("/v1/caption", "/v1/caption/npy", "/v1/embed", "/v1/generate", "/v1/search", "/v1/summarize", "/v1/ask",
                  "/v1/index", "/v1/assemble", "/v1/jobs/{job_id}", "/healthz", "/metrics"):
         assert path in paths
     model = server.client.get("/v1/model").json()
@@ -84,6 +86,15 @@ def test_caption_tensors_equal_the_local_session(server, session):
     assert response.json()["captions"] == session.caption(arrays, beam=4)
     greedy = post(server, "/v1/caption", caption_body(arrays[:1], beam=1, steps=10)).json()
     assert greedy["captions"] == [session.caption(arrays[0], beam=1, steps=10)] and greedy["steps"] == 10
+
+
+def test_caption_npy_bodies_equal_the_local_session(server, session):
+    arrays = clips(3, session.clip_shape, seed=2)
+    stacked = server.client.post("/v1/caption/npy", content=encode_npy(arrays), headers=NPY_HEADERS)
+    assert stacked.status_code == 200, stacked.text
+    assert stacked.json()["captions"] == session.caption(arrays, beam=4)
+    one = server.client.post("/v1/caption/npy?beam=1&steps=10", content=encode_npy(arrays[:1]), headers=NPY_HEADERS).json()
+    assert one["captions"] == [session.caption(arrays[0], beam=1, steps=10)] and one["steps"] == 10
 
 
 def test_concurrent_captions_each_equal_alone(server, session):
@@ -232,9 +243,34 @@ def test_client_runs_the_pipelines_against_the_server(server, session, videos, i
 # --- errors ----------------------------------------------------------------------------
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
 def _bad_requests(shape, videos) -> list[tuple[str, str, dict | bytes, str]]:
     good = encode_tensor(np.zeros(shape, np.float32))
+    good_npy = npy_bytes(np.zeros(shape, np.float32))
+    header_end = good_npy.index(b"\n") + 1
+    hostile_header = good_npy[:header_end].replace(b"'descr': '<f4',", b"'descr': f(),  ")  # same length
+    object_array = np.empty(2, dtype=object)
+    object_array[:] = [{"a": 1}, "b"]
     return [
+        ("npy: not a .npy file", "/v1/caption/npy", b"hello, this is not a tensor" * 4, "not a .npy"),
+        ("npy: hostile header", "/v1/caption/npy", hostile_header + good_npy[header_end:], "not a .npy"),
+        ("npy: unknown format version", "/v1/caption/npy", good_npy[:6] + b"\x09\x00" + good_npy[8:], "format 9.0"),
+        ("npy: pickled objects", "/v1/caption/npy", npy_bytes(object_array), "dtype"),
+        ("npy: float64", "/v1/caption/npy", npy_bytes(np.zeros(shape, np.float64)), "dtype"),
+        ("npy: big-endian", "/v1/caption/npy", npy_bytes(np.zeros(shape, ">f4")), "dtype"),
+        ("npy: Fortran order", "/v1/caption/npy", npy_bytes(np.asfortranarray(np.zeros(shape, np.float32))), "Fortran"),
+        ("npy: wrong shape", "/v1/caption/npy", npy_bytes(np.zeros((1, 3, 6, 16, 16), np.float32)), "shape"),
+        ("npy: truncated", "/v1/caption/npy", good_npy[:-8], "bytes of data"),
+        ("npy: trailing bytes", "/v1/caption/npy", good_npy + b"\0" * 4, "bytes of data"),
+        ("npy: NaN clip", "/v1/caption/npy", npy_bytes(np.full(shape, np.nan, np.float32)), "NaN"),
+        ("npy: beam 0", "/v1/caption/npy?beam=0", good_npy, "beam"),
+        ("npy: beam too wide", "/v1/caption/npy?beam=99", good_npy, "beam"),
+
         ("malformed JSON", "/v1/generate", b'{"prompt": ', "malformed JSON"),
         ("missing field", "/v1/embed", {}, "texts"),
         ("unknown field", "/v1/generate", {"prompt": "x", "temperature": 2}, "temperature"),
@@ -257,7 +293,8 @@ def _bad_requests(shape, videos) -> list[tuple[str, str, dict | bytes, str]]:
 def test_bad_requests_are_400_with_one_line(server, session, videos):
     for name, path, payload, words in _bad_requests(session.clip_shape, videos):
         if isinstance(payload, bytes):
-            response = server.client.post(path, content=payload, headers={"content-type": "application/json"})
+            media = NPY_MEDIA_TYPE if path.startswith("/v1/caption/npy") else "application/json"
+            response = server.client.post(path, content=payload, headers={"content-type": media})
         else:
             response = post(server, path, payload)
         assert response.status_code == 400, (name, response.status_code, response.text)

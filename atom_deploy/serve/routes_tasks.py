@@ -1,4 +1,4 @@
-"""The task endpoints: caption, embed, generate, tokenize, search, summarize, ask.
+"""The task endpoints: caption (JSON or .npy), embed, generate, tokenize, search, summarize, ask.
 
 Each request is checked whole (shape, dtype, beam, files) before any of it is queued.
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from atom_deploy.pipelines.qa import CaptionOptions, ask, summarize
 from atom_deploy.pipelines.search import search
 from atom_deploy.serve import schemas as s
 from atom_deploy.serve.state import ServerState
-from atom_deploy.serve.tensor_codec import decode_tensor
+from atom_deploy.serve.tensor_codec import decode_npy, decode_tensor
 from atom_deploy.serve.video_range import range_clip
 from atom_runner.errors import AtomError
 
@@ -41,16 +41,30 @@ async def caption(body: s.CaptionRequest, request: Request):
     else:
         v = body.video
         clips = [await state.pool.run(range_clip, v.path, v.start_s, v.end_s, state.spec)]
+    return await _caption_clips(state, clips, body.beam, steps)
+
+
+@router.post("/caption/npy", response_model=s.CaptionResponse, responses=ERRORS, openapi_extra=s.NPY_BODY)
+async def caption_npy(request: Request, beam: int = Query(4, ge=1), steps: int | None = Query(None, ge=1)):
+    """Captions of clips sent as a `.npy` body (`np.save` of one clip, or of a stack `[N, *clip shape]`)."""
+    state = state_of(request)
+    steps = state.decoder.check(beam, steps)
+    raw = await request.body()
+    clips = await state.pool.run(decode_npy, raw, state.session.clip_shape, s.MAX_CLIPS_PER_REQUEST)
+    return await _caption_clips(state, clips, beam, steps)
+
+
+async def _caption_clips(state: ServerState, clips: list, beam: int, steps: int) -> s.CaptionResponse:
     futures = []
     try:
         for clip in clips:
-            futures.append(state.decoder.caption(clip, body.beam, steps))
+            futures.append(state.decoder.caption(clip, beam, steps))
     except BaseException:  # the queue filled part-way: withdraw this request's other clips
         for future in futures:
             future.cancel()
         raise
     captions = [await asyncio.wrap_future(f) for f in futures]
-    return s.CaptionResponse(captions=captions, beam=body.beam, steps=steps)
+    return s.CaptionResponse(captions=captions, beam=beam, steps=steps)
 
 
 @router.post("/embed", response_model=s.EmbedResponse, responses=ERRORS)

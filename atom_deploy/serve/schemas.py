@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atom_deploy.serve.tensor_codec import NPY_MEDIA_TYPE
+
 # Per-request caps: a request is one unit of admission, so it must stay small.
 MAX_CLIPS_PER_REQUEST = 8
 MAX_TEXTS_PER_REQUEST = 256
 MAX_TEXT_CHARS = 10_000
+
+
+# /v1/caption/npy reads its body itself (raw bytes, not JSON); this describes it on the OpenAPI page.
+NPY_BODY = {"requestBody": {"required": True, "content": {
+    NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary",
+                                     "description": "np.save of a float32 clip, or of a stack [N, *clip shape]"}}}}}
 
 
 class _Strict(BaseModel):
