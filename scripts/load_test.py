@@ -8,13 +8,13 @@ It starts the server on a free local port, indexes a generated demo-world video,
   2. 1 client x N mixed requests (caption, embed, search, generate), then C clients x N;
      every answer must equal its reference; latency p50/p95/p99 and throughput per phase;
   3. captions only: 1 client vs C clients (the decoder's throughput);
-  4. fault runs: clients that disconnect mid-request, corrupt clips, a burst that overflows
+  4. fault runs: clients that disconnect mid-request, corrupt clips (JSON and .npy), a burst that overflows
      the decode queue (503 + Retry-After), SIGTERM under load (drain), and kill -9 during an
      index job followed by a restart that resumes it.
 Server RSS and the machine's 1-minute load average are sampled every 0.25 s throughout.
 Prints a markdown table; --out writes JSON. --no-batching serves one request per decoder
 call (what batching is measured against); --phases picks phases (captions_one captions_many
-for a quick decoder comparison).
+for a quick decoder comparison); --upload json sends clips as base64 JSON instead of .npy bodies.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sqlite3
 import subprocess
 import sys
@@ -38,12 +39,13 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from atom_deploy.demo import sample_scene, summary_input, write_video
-from atom_deploy.serve.tensor_codec import encode_tensor
+from atom_deploy.serve.tensor_codec import NPY_MEDIA_TYPE, encode_npy, encode_tensor
 from atom_deploy.video.clips import iter_clips
 from atom_deploy.video.preprocess import ClipSpec
 
 HOST = "127.0.0.1"  # never anything else: this is a local test
 REQUEST_TIMEOUT_S = 300.0
+LOCAL_TLS = ssl.create_default_context()  # never used on http://127.0.0.1; built once so no client builds its own
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -128,10 +130,19 @@ def demo_inputs(folder: Path, scenes: int, seed: int) -> Path:
     return path
 
 
-def request_pool(video: Path, spec: ClipSpec, captions: list[str]) -> list[tuple[str, str, dict]]:
-    """(kind, path, body) of every distinct request: 8 of each kind."""
-    clips = [c.tensor for c in iter_clips(video, spec)][:8]
-    pool = [("caption", "/v1/caption", {"clips": [encode_tensor(c)], "beam": 4}) for c in clips]
+def caption_request(clip: np.ndarray, upload: str) -> tuple[str, str, dict | bytes]:
+    if upload == "npy":
+        return "caption", "/v1/caption/npy?beam=4", encode_npy([clip])
+    return "caption", "/v1/caption", caption_json(clip)
+
+
+def caption_json(clip: np.ndarray) -> dict:
+    return {"clips": [encode_tensor(clip)], "beam": 4}
+
+
+def request_pool(clips: list[np.ndarray], captions: list[str], upload: str) -> list[tuple[str, str, dict | bytes]]:
+    """(kind, path, body) of every distinct request: 8 of each kind. A body is JSON (a dict) or .npy bytes."""
+    pool = [caption_request(c, upload) for c in clips]
     texts = ["a red square moves left", "a small green circle bounces", "a large blue triangle on a striped background",
              "two shapes move right", "a yellow star", "the camera pans", "a white circle on a black background", "nothing moves"]
     pool += [("embed", "/v1/embed", {"texts": [t]}) for t in texts]
@@ -140,15 +151,22 @@ def request_pool(video: Path, spec: ClipSpec, captions: list[str]) -> list[tuple
     return pool
 
 
-def timed_post(client: httpx.Client, path: str, body: dict | bytes) -> tuple[int, dict | None, float, dict]:
-    """body: a dict, or its JSON already encoded (the clients send the same bodies many times,
-    and re-encoding megabytes of clip per request would take the server's cores)."""
+def wire(body: dict | bytes | tuple[bytes, str]) -> tuple[bytes, str]:
+    """A body as (content, media type): a dict is JSON, bytes are a .npy file, a pair is already both."""
+    if isinstance(body, tuple):
+        return body
+    if isinstance(body, bytes):
+        return body, NPY_MEDIA_TYPE
+    return json.dumps(body).encode(), "application/json"
+
+
+def timed_post(client: httpx.Client, path: str, body: dict | bytes | tuple[bytes, str]) -> tuple[int, dict | None, float, dict]:
+    """body as `wire` takes it; the clients send the same bodies many times, already encoded
+    (re-encoding megabytes of clip per request would take the server's cores)."""
+    content, media = wire(body)
     began = time.perf_counter()
     try:
-        if isinstance(body, bytes):
-            r = client.post(path, content=body, headers={"content-type": "application/json"})
-        else:
-            r = client.post(path, json=body)
+        r = client.post(path, content=content, headers={"content-type": media})
     except httpx.TransportError as exc:
         return -1, {"error": type(exc).__name__}, time.perf_counter() - began, {}
     try:
@@ -162,10 +180,13 @@ def run_clients(url: str, pool: list, plans: list[list[int]], refs: dict[int, di
     """Each plan is one client's sequence of pool indices, sent one after another."""
     records: list[tuple[str, int, float, bool]] = []  # (kind, status, seconds, equal to reference)
     lock = threading.Lock()
-    encoded = {i: json.dumps(pool[i][2]).encode() for plan in plans for i in plan}
+    encoded = {i: wire(pool[i][2]) for plan in plans for i in plan}
+    # Made before the clock starts: each httpx.Client loads the CA bundle (~0.1 s of CPU), which
+    # would otherwise come out of the cores the server is measured on.
+    clients = [httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) for _ in plans]
 
-    def client(plan: list[int]) -> None:
-        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as c:
+    def client(c: httpx.Client, plan: list[int]) -> None:
+        with c:
             for i in plan:
                 kind, path, _ = pool[i]
                 status, payload, seconds, _ = timed_post(c, path, encoded[i])
@@ -173,7 +194,7 @@ def run_clients(url: str, pool: list, plans: list[list[int]], refs: dict[int, di
                 with lock:
                     records.append((kind, status, seconds, same))
 
-    threads = [threading.Thread(target=client, args=(plan,)) for plan in plans]
+    threads = [threading.Thread(target=client, args=(c, plan)) for c, plan in zip(clients, plans)]
     began = time.perf_counter()
     for t in threads:
         t.start()
@@ -239,28 +260,31 @@ def plans_for(pool: list, clients: int, requests: int, seed: int, kinds: set[str
 # --- fault runs ----------------------------------------------------------------------------
 
 
-def fault_disconnects(server: Server, pool: list, refs: dict) -> dict:
-    body = json.dumps(pool[0][2]).encode()
+def fault_disconnects(server: Server, clip: np.ndarray, ref: dict) -> dict:
+    body = json.dumps(caption_json(clip)).encode()
     head = f"POST /v1/caption HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     for cut in [len(body) // 3, len(body) // 2, len(body), len(body)] * 3:  # mid-body, and whole but gone before the answer
         with socket.create_connection((HOST, server.port)) as raw:
             raw.sendall(head + body[:cut])
-    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
-        status, payload, _, _ = timed_post(c, pool[0][1], pool[0][2])
-    return {"disconnects": 12, "after": status, "answer_right": payload == refs[0], "alive": server.proc.poll() is None}
+    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) as c:
+        status, payload, _, _ = timed_post(c, "/v1/caption", caption_json(clip))
+    return {"disconnects": 12, "after": status, "answer_right": payload == ref, "alive": server.proc.poll() is None}
 
 
-def fault_corrupt_clips(server: Server, pool: list) -> dict:
-    good = pool[0][2]["clips"][0]
+def fault_corrupt_clips(server: Server, clip: np.ndarray) -> dict:
+    good = encode_tensor(clip)
     bad = [
         {**good, "data": "!" * len(good["data"])}, {**good, "data": good["data"][:-16]}, {**good, "dtype": "float16"},
         {**good, "shape": [1, 3, 6, 112, 112]}, encode_tensor(np.full(good["shape"], np.nan, np.float32)),
     ]
     codes = []
-    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
-        for clip in bad:
-            codes.append(timed_post(c, "/v1/caption", {"clips": [clip]})[0])
+    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) as c:
+        for tensor in bad:
+            codes.append(timed_post(c, "/v1/caption", {"clips": [tensor]})[0])
         codes.append(c.post("/v1/caption", content=b'{"clips": [', headers={"content-type": "application/json"}).status_code)
+        good_npy = encode_npy([clip])
+        for body in (good_npy[:-16], b"not a .npy file", encode_npy([np.full(clip.shape, np.nan, np.float32)])):
+            codes.append(timed_post(c, "/v1/caption/npy", body)[0])
     return {"requests": len(codes), "status": codes, "all_400": all(c == 400 for c in codes), "alive": server.proc.poll() is None}
 
 
@@ -270,7 +294,7 @@ def fault_burst(server: Server, pool: list, refs: dict, size: int) -> dict:
     lock = threading.Lock()
 
     def one() -> None:
-        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) as c:
             got = timed_post(c, pool[index][1], pool[index][2])
         with lock:
             answers.append(got)
@@ -295,7 +319,7 @@ def fault_sigterm(server: Server, pool: list, refs: dict, clients: int) -> dict:
     plans = plans_for(pool, clients, 1000, seed=99, kinds={"caption", "generate"})
 
     def client(plan: list[int]) -> None:
-        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) as c:
             for i in plan:
                 if stop.is_set():
                     return
@@ -402,6 +426,8 @@ def main() -> int:
     p.add_argument("--decoder-lanes", type=int, default=None, help="serve with --decoder-lanes N")
     p.add_argument("--rounds", type=int, default=1, help="times the two caption phases alternate (default 1)")
     p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="load phases to run (default: all)")
+    p.add_argument("--upload", choices=("npy", "json"), default="npy",
+                   help="how captions send their clip: a .npy body (default) or JSON with base64")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = p.parse_args()
     watchdog = threading.Timer(args.max_seconds, lambda: (print("load test: time budget spent, stopping", file=sys.stderr), os._exit(2)))
@@ -418,10 +444,11 @@ def main() -> int:
     sampler.start()
     results: dict = {"server": server.url, "work": str(work)}
     try:
-        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as c:
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S, verify=LOCAL_TLS) as c:
             model = c.get("/v1/model").json()
             results["model"] = model["label"]
             results["batching"] = not args.no_batching
+            results["upload"] = args.upload
             results["max_batch"] = model["max_batch"]
             job = c.post("/v1/index", json={"inputs": [str(video)]}).json()
             while job["state"] not in ("done", "failed", "cancelled"):
@@ -430,7 +457,8 @@ def main() -> int:
             assert job["state"] == "done", job
             captions = [h["caption"] for h in c.post("/v1/search", json={"prompt": "a shape", "k": 20}).json()["hits"]]
             spec = ClipSpec(num_frames=model["clip_shape"][2], size=model["clip_shape"][3])
-            pool = request_pool(video, spec, captions)
+            clips = [c.tensor for c in iter_clips(video, spec)][:8]
+            pool = request_pool(clips, captions, args.upload)
             refs = {}
             for i, (_, path, body) in enumerate(pool):  # served alone: the reference answers
                 status, payload, _, _ = timed_post(c, path, body)
@@ -461,8 +489,8 @@ def main() -> int:
                              "rss": merge_windows([run[2] for run in done]), "server": sum_counts([run[3] for run in done])}
         results["rss_load"] = sampler.window(mark)
         if not args.skip_faults:
-            results["fault_disconnect"] = fault_disconnects(server, pool, refs)
-            results["fault_corrupt"] = fault_corrupt_clips(server, pool)
+            results["fault_disconnect"] = fault_disconnects(server, clips[0], refs[0])
+            results["fault_corrupt"] = fault_corrupt_clips(server, clips[0])
             results["fault_burst"] = fault_burst(server, pool, refs, size=3 * args.queue_limit)
             results["metrics_loads"] = [line for line in httpx.get(f"{server.url}/metrics").text.splitlines()
                                         if line.startswith(("atom_module_loads", "atom_decode_group_size_count", "atom_decode_group_size_sum"))]
