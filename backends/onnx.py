@@ -3,8 +3,10 @@
 Graphs come from torch.onnx's dynamo exporter. Quantized Linear layers are a graph rewrite
 onto ONNX Runtime's MatMulInteger that rounds as the ExecuTorch export does: int8 in
 onnx_int8.py (which says why not onnxruntime's own quantize_dynamic), 8da4w in onnx_int4.py
-(bit-exact), or on ONNX Runtime's own MatMulNBits in onnx_nbits.py (`--int4-kernel matmulnbits`:
-fast, not bit-exact). Embeddings are already int8 from the shared source transform.
+(bit-exact), or, for either recipe, on ONNX Runtime's own MatMulNBits in onnx_nbits.py
+(`--onnx-kernel matmulnbits`: fast, not bit-exact). First, Linears that read the same input
+become one MatMul (onnx_fuse.py: the same numbers, fewer kernels). Embeddings are already
+int8 from the shared source transform.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
+from atom_deploy.backends.onnx_fuse import fuse_sibling_matmuls
 from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
 from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits
@@ -49,8 +52,9 @@ class OnnxBackend(Backend):
             if recipe.quantized:
                 # A quantized graph is at most a quarter of the fp32 one, so it fits a protobuf.
                 model = program.model_proto
-                if recipe.mode == "8da4w" and recipe.int4_kernel == "matmulnbits":
-                    quantize_matmuls_nbits(model, recipe.group_size)
+                fuse_sibling_matmuls(model)
+                if recipe.onnx_kernel == "matmulnbits":
+                    quantize_matmuls_nbits(model, recipe)
                 elif recipe.mode == "8da4w":
                     quantize_matmuls_8da4w(model, recipe.group_size)
                 else:
@@ -67,15 +71,16 @@ class OnnxBackend(Backend):
         recipe = QuantRecipe.of(mode)
         int8 = ("atom_deploy MatMul (+ bias Add) -> MatMulInteger rewrite (backends/onnx_int8.py): torchao's weight integers, "
                 "XNNPACK's qd8 activation rounding; activations held as uint8 = int8 + 128")
+        if recipe.onnx_kernel == "matmulnbits":
+            weights = (f"int4 integers and float32 scales per {recipe.group_size} inputs; int8 ones per output channel "
+                       f"for the fallback Linears" if recipe.mode == "8da4w" else "int8 integers per output channel")
+            record = linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> com.microsoft MatMulNBits (backends/onnx_nbits.py): "
+                                           f"torchao's {weights}; accuracy_level 4: activations int8 per block of K, "
+                                           "symmetric (not XNNPACK's per-token rounding: close, not equal)")
+            record["linear"]["onnx_kernel"] = recipe.onnx_kernel
+            return record
         if recipe.mode != "8da4w":
             return linear_record(recipe, int8)
-        if recipe.int4_kernel == "matmulnbits":
-            record = linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> com.microsoft MatMulNBits (backends/onnx_nbits.py): "
-                                           f"torchao's int4 integers, float32 scales per {recipe.group_size} inputs; "
-                                           "accuracy_level 4: activations int8 per block of K, symmetric (not XNNPACK's "
-                                           f"per-token rounding: close, not equal); fallback: {int8}")
-            record["linear"]["int4_kernel"] = recipe.int4_kernel
-            return record
         return linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> MatMulInteger + Scan rewrite (backends/onnx_int4.py): "
                                      f"torchao's int4 integers and bf16 scales per {recipe.group_size} inputs, packed two per byte; "
                                      "XNNPACK's qd8 activation rounding and qb4w summation order; not MatMulNBits; "
