@@ -23,7 +23,7 @@ one rounding only on an exact tie), then the two adds and the final fma the same
 `tests/test_quant_8da4w.py` checks equality with the ExecuTorch runtime.
 
 This is the default ONNX 8da4w graph because it gives XNNPACK's numbers. onnxruntime's own
-`MatMulNBits` (onnx_nbits.py, `--int4-kernel matmulnbits`) is much faster but quantizes
+`MatMulNBits` (onnx_nbits.py, `--onnx-kernel matmulnbits`) is much faster but quantizes
 activations per block of K (symmetric), not per token, so its outputs are close, not equal
 (docs/quantization.md has the measured difference).
 """

@@ -52,6 +52,8 @@ CONFIGS = {
                         "kit ExecuTorch int8, C++ atom_runner (its own latency command; whole process as load s)"),
     "kit-ort-int8": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-int8/onnx"}, "8",
                      "kit ONNX Runtime int8, atom_runner DecoderStepper"),
+    "kit-ort-int8-nbits": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-int8-nbits/onnx"}, "8",
+                           "kit ONNX Runtime int8 on MatMulNBits (--onnx-kernel matmulnbits), atom_runner DecoderStepper"),
     "kit-et-8da4w": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-8da4w/executorch"}, "4",
                      "kit ExecuTorch 8da4w, atom_runner DecoderStepper"),
     "kit-ort-8da4w": (KIT, "peer_worker_kit.py", {"artifacts": ART / "kit-8da4w/onnx"}, "4",

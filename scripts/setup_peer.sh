@@ -9,6 +9,7 @@
 #                                           wants vision/ + language/; the benchmark only decodes text
 #   artifacts/peer/oe/{8da8w,8da4w}/model.pte   optimum-executorch exports
 #   artifacts/peer/kit-{int8,8da4w}/{executorch,onnx}/   the kit's exports (8da4w if the CLI has it)
+#   artifacts/peer/kit-int8-nbits/onnx/              int8 on ONNX Runtime's MatMulNBits (--onnx-kernel matmulnbits)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -67,14 +68,16 @@ for Q in 8da8w 8da4w; do
 done
 # The kit's exports through its public CLI. 8da4w only where `atom-deploy export` offers it.
 # A failed kit export is reported, not fatal: bench_peer.py skips what is missing.
-kit_export() {  # QUANT [extra export options]
-  [ -f "$OUT/kit-$1/executorch/manifest.json" ] && [ -f "$OUT/kit-$1/onnx/manifest.json" ] && return
-  .venv/bin/atom-deploy export --model "$OUT/smollm2-kit" --backend all --quant "$@" --decode-steps 30 \
-    --out "$OUT/kit-$1" --force >"$OUT/kit-$1.log" 2>&1 || echo "kit $1 export failed: see $OUT/kit-$1.log"
+kit_export() {  # NAME BACKEND QUANT [extra export options]
+  local name=$1 backend=$2; shift 2
+  [ -f "$OUT/kit-$name/onnx/manifest.json" ] && { [ "$backend" = onnx ] || [ -f "$OUT/kit-$name/executorch/manifest.json" ]; } && return
+  .venv/bin/atom-deploy export --model "$OUT/smollm2-kit" --backend "$backend" --quant "$@" --decode-steps 30 \
+    --out "$OUT/kit-$name" --force >"$OUT/kit-$name.log" 2>&1 || echo "kit $name export failed: see $OUT/kit-$name.log"
 }
 if [ -x .venv/bin/atom-deploy ]; then
-  kit_export int8
-  if .venv/bin/atom-deploy export --help | grep -q 8da4w; then kit_export 8da4w --group-size 32; else echo "atom-deploy export has no --quant 8da4w: skipped"; fi
+  kit_export int8 all int8
+  kit_export int8-nbits onnx int8 --onnx-kernel matmulnbits  # ONNX Runtime's own 8-bit kernel: fast, not bit-exact
+  if .venv/bin/atom-deploy export --help | grep -q 8da4w; then kit_export 8da4w all 8da4w --group-size 32; else echo "atom-deploy export has no --quant 8da4w: skipped"; fi
 else
   echo "no .venv/bin/atom-deploy (run scripts/setup.sh): kit exports skipped"
 fi

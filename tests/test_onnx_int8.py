@@ -92,3 +92,56 @@ def test_onnx_int8_linear_equals_executorch_int8(tmp_path, bias):
         # and the check has teeth: the int8 result is not the float one
         with torch.no_grad():
             assert np.abs(expected - layer(x).numpy()).max() > 1e-3
+
+
+# --- --onnx-kernel matmulnbits: ONNX Runtime's own 8-bit kernel (backends/onnx_nbits.py) ---------
+
+
+def _nbits8(model) -> int:
+    from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits
+
+    return quantize_matmuls_nbits(model, INT8)
+
+
+def test_matmulnbits_int8_holds_torchaos_integers_per_channel():
+    from onnx import numpy_helper
+
+    from atom_deploy.backends.onnx_nbits import INT8_BLOCK
+
+    layer, x = linear(0, True), activations(0)
+    w = layer.weight.detach().numpy().T  # [K, N]
+    w_q, scale = quantize_weight(w)
+    with torch.no_grad():
+        model = torch.onnx.export(layer, (x,), input_names=["x"], output_names=["y"], dynamo=True, verbose=False).model_proto
+    assert _nbits8(model) == 1
+    node = next(n for n in model.graph.node if n.op_type == "MatMulNBits")
+    attrs = {a.name: a.i for a in node.attribute}
+    assert attrs["bits"] == 8 and attrs["block_size"] == INT8_BLOCK and (attrs["K"], attrs["N"]) == w.shape
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    codes, scales = inits[node.input[1]], inits[node.input[2]]
+    # The operator's layout, read independently: output n, block b, byte j is input b*B + j, as int8 + 128.
+    np.testing.assert_array_equal(codes.reshape(w.shape[1], w.shape[0]).astype(np.int16) - 128, w_q.T)
+    np.testing.assert_array_equal(scales, np.repeat(scale[:, None], w.shape[0] // INT8_BLOCK, axis=1))
+
+
+@pytest.mark.parametrize("tokens", [TOKENS, 1])
+def test_matmulnbits_int8_linear_is_close_to_executorch_int8(tmp_path, tokens):
+    # Not equal: MatMulNBits quantizes activations per block of 32 inputs, symmetric; XNNPACK
+    # per token, asymmetric. The bound is the one the 4-bit kernel meets (test_quant_8da4w.py).
+    for seed in range(2):
+        layer, x = linear(seed, True), activations(seed)[:, -tokens:]
+        expected = run_executorch(layer, x, tmp_path)
+        got = run_onnx(layer, x, _nbits8)
+        assert np.abs(got - expected).max() <= 0.01 * np.abs(expected).max()
+    # the bound has teeth: the same codes read with their blocks in reverse order are well outside it
+    wrong = run_onnx(layer, x, lambda model: _reverse_blocks(model, _nbits8(model)))
+    assert np.abs(wrong - expected).max() > 0.01 * np.abs(expected).max()
+
+
+def _reverse_blocks(model, rewritten: int) -> int:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        if init.name.endswith("w_u8"):
+            init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(init)[:, ::-1]), init.name))
+    return rewritten

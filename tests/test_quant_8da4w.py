@@ -88,7 +88,7 @@ def test_matmulnbits_holds_torchaos_integers_in_its_nibble_order():
     with torch.no_grad():
         model = torch.onnx.export(layer, (activations(0),), input_names=["x"], output_names=["y"],
                                   dynamo=True, verbose=False).model_proto
-    assert quantize_matmuls_nbits(model, GROUP) == 1
+    assert quantize_matmuls_nbits(model, RECIPE) == 1
     node = next(n for n in model.graph.node if n.op_type == "MatMulNBits")
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     packed, scales = inits[node.input[1]], inits[node.input[2]]
@@ -111,10 +111,10 @@ def test_matmulnbits_linear_is_close_to_executorch_8da4w(tmp_path, tokens):
     for seed in range(2):
         layer, x = linear(seed, True), activations(seed)[:, -tokens:]
         expected = run_executorch(layer, x, tmp_path, RECIPE)
-        got = run_onnx(layer, x, lambda model: quantize_matmuls_nbits(model, GROUP))
+        got = run_onnx(layer, x, lambda model: quantize_matmuls_nbits(model, RECIPE))
         assert np.abs(got - expected).max() <= 0.01 * np.abs(expected).max()
     # the bound has teeth: the same codes with their nibbles swapped are well outside it
-    wrong = run_onnx(layer, x, lambda model: _swap_nibbles(model, quantize_matmuls_nbits(model, GROUP)))
+    wrong = run_onnx(layer, x, lambda model: _swap_nibbles(model, quantize_matmuls_nbits(model, RECIPE)))
     assert np.abs(wrong - expected).max() > 0.01 * np.abs(expected).max()
 
 
@@ -128,11 +128,14 @@ def _swap_nibbles(model, rewritten: int) -> int:
     return rewritten
 
 
-def test_int4_kernel_is_an_8da4w_choice():
-    assert QuantRecipe("8da4w").int4_kernel == "exact"
+def test_onnx_kernel_is_a_choice_of_the_quantized_recipes():
+    assert QuantRecipe("8da4w").onnx_kernel == "exact" == QuantRecipe("int8").onnx_kernel
     assert QuantRecipe("8da4w", 32, "matmulnbits") == QuantRecipe("8da4w", 32)  # one eager reference
-    with pytest.raises(AtomError, match="8da4w only"):
-        QuantRecipe("int8", None, "matmulnbits")
+    assert QuantRecipe("int8", None, "matmulnbits") == QuantRecipe("int8")
+    older = {"mode": "8da4w", "group_size": 32, "linear": {"int4_kernel": "matmulnbits"}}  # the name before int8 had it
+    assert QuantRecipe.from_record(older).onnx_kernel == "matmulnbits"
+    with pytest.raises(AtomError, match="not to fp32"):
+        QuantRecipe("fp32", None, "matmulnbits")
     with pytest.raises(AtomError, match="valid"):
         QuantRecipe("8da4w", 32, "fast")
     with pytest.raises(AtomError, match="power of two"):  # ONNX Runtime's kernel takes no other blocks
@@ -176,7 +179,7 @@ def test_onnx_8da4w_graph_holds_no_float_or_byte_per_weight_matrices(tiny_8da4w)
 
     graph = onnx.load(str(tiny_8da4w / "onnx" / "decoder.text_decoder.onnx")).graph
     ops = [n.op_type for n in graph.node]
-    assert ops.count("MatMulInteger") == ops.count("Scan") == 2 * 7 + 1  # 7 Linear per layer + lm_head
+    assert ops.count("MatMulInteger") == ops.count("Scan") == 2 * 4 + 1  # q/k/v and gate/up fused: 4 a layer + lm_head
     big = [i for i in graph.initializer if len(i.dims) >= 2 and np.prod(i.dims) > 4096]
     assert big and all(i.name.endswith("w_u4x2") for i in big)  # two int4 per byte
 
@@ -186,14 +189,14 @@ def test_matmulnbits_export_records_its_kernel_and_runs(tiny_8da4w, tmp_path):
     import onnx
 
     out = tmp_path / "nbits"
-    atom_deploy("export", "--model", "tiny", "--backend", "onnx", "--quant", "8da4w", "--int4-kernel", "matmulnbits",
+    atom_deploy("export", "--model", "tiny", "--backend", "onnx", "--quant", "8da4w", "--onnx-kernel", "matmulnbits",
                 "--out", str(out), "--force", check=True)
     manifest = load_manifest(out / "onnx")
     record = manifest.module(Module.DECODER)[Key.QUANTIZATION]
-    assert record["linear"]["int4_kernel"] == "matmulnbits" and "MatMulNBits" in record["linear"]["implementation"]
-    assert QuantRecipe.from_record(record).int4_kernel == "matmulnbits"
+    assert record["linear"]["onnx_kernel"] == "matmulnbits" and "MatMulNBits" in record["linear"]["implementation"]
+    assert QuantRecipe.from_record(record).onnx_kernel == "matmulnbits"
     ops = [n.op_type for n in onnx.load(str(out / "onnx" / "decoder.text_decoder.onnx")).graph.node]
-    assert ops.count("MatMulNBits") == 2 * 7 + 1 and "Scan" not in ops
+    assert ops.count("MatMulNBits") == 2 * 4 + 1 and "Scan" not in ops
     sizes = {root: sum(f[Key.BYTES] for f in load_manifest(root / "onnx").module(Module.DECODER)[Key.FILES])
              for root in (out, tiny_8da4w)}
     assert sizes[out] <= sizes[tiny_8da4w]  # the same int4 bytes, without the exact path's unpacking graph
@@ -243,3 +246,20 @@ def test_eval_counts_identical_captions_per_recipe():
         {"row": "executorch int8", "vs": "onnx int8", "identical": 2, "clips": 3},
         {"row": "executorch 8da4w", "vs": "onnx 8da4w", "identical": 2, "clips": 3},
     ]
+
+
+@pytest.mark.slow
+def test_int8_matmulnbits_export_records_its_kernel_and_runs(tmp_path):
+    import onnx
+
+    out = tmp_path / "nbits8"
+    atom_deploy("export", "--model", "tiny", "--backend", "onnx", "--quant", "int8", "--onnx-kernel", "matmulnbits",
+                "--out", str(out), "--force", check=True)
+    record = load_manifest(out / "onnx").module(Module.DECODER)[Key.QUANTIZATION]
+    assert record["mode"] == "int8" and record["linear"]["onnx_kernel"] == "matmulnbits"
+    assert QuantRecipe.from_record(record) == QuantRecipe("int8")  # the same eager reference as the exact kernel
+    nodes = onnx.load(str(out / "onnx" / "decoder.text_decoder.onnx")).graph.node
+    bits = [next(a.i for a in n.attribute if a.name == "bits") for n in nodes if n.op_type == "MatMulNBits"]
+    assert bits == [8] * (2 * 4 + 1) and not [n for n in nodes if n.op_type == "MatMulInteger"]
+    result = atom_deploy("generate", "--artifacts", str(out / "onnx"), "--steps", "5", "a red square")
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr

@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-size", type=int, default=None,
                    help="8da4w only: input features per int4 weight scale, a multiple of 32 (default: the recipe's; "
                         "written to the manifest)")
-    p.add_argument("--int4-kernel", default=None,
-                   help="8da4w on ONNX Runtime: exact (default; XNNPACK's numbers, for parity, slow) or matmulnbits "
-                        "(ONNX Runtime's own int4 kernel: fast, outputs close to, not equal to ExecuTorch's)")
+    p.add_argument("--onnx-kernel", "--int4-kernel", dest="onnx_kernel", default=None,
+                   help="int8 and 8da4w on ONNX Runtime: exact (default; XNNPACK's numbers, the same tokens as "
+                        "ExecuTorch, slower) or matmulnbits (ONNX Runtime's own 8- and 4-bit kernel: fast, outputs "
+                        "close to, not equal to ExecuTorch's)")
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
     p.add_argument("--max-batch", type=int, default=None,
                    help="decoder KV-cache rows (default 16): captioning decodes max-batch // beam clips together")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     backends = tuple(backend_names()) if args.backend == "all" else (args.backend,)
     request = ExportRequest(
         model=variant_spec(args.model, args.clip_size, args.clip_frames), backends=backends,
-        quant=QuantRecipe(args.quant, args.group_size, args.int4_kernel), decode_steps=args.decode_steps,
+        quant=QuantRecipe(args.quant, args.group_size, args.onnx_kernel), decode_steps=args.decode_steps,
         max_batch=args.max_batch, max_context=args.max_context,
         out=args.out, force=args.force, seed=args.seed,
     )

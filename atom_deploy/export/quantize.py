@@ -34,36 +34,38 @@ QUANT_MODES = ("int8", "8da4w", "fp32")
 DEFAULT_GROUP_SIZE = 32
 # XNNPACK's blockwise int4 GEMM (qd8-f32-qb4w) takes blocks of a multiple of 32 only.
 GROUP_SIZE_MULTIPLE = 32
-# How ONNX Runtime runs 8da4w Linears: "exact" computes XNNPACK's numbers (backends/onnx_int4.py,
-# slow), "matmulnbits" is ONNX Runtime's own int4 kernel (backends/onnx_nbits.py, fast, close).
-INT4_KERNELS = ("exact", "matmulnbits")
+# How ONNX Runtime runs quantized Linears: "exact" computes XNNPACK's numbers, so both backends
+# give the same tokens (backends/onnx_int8.py, onnx_int4.py; slower), "matmulnbits" is ONNX
+# Runtime's own 8- or 4-bit kernel (backends/onnx_nbits.py; fast, close, not equal).
+ONNX_KERNELS = ("exact", "matmulnbits")
 
 
 @dataclass(frozen=True)
 class QuantRecipe:
     mode: str = "int8"  # one of QUANT_MODES
     group_size: int | None = None  # 8da4w only; None there means DEFAULT_GROUP_SIZE
-    # 8da4w on ONNX Runtime only (INT4_KERNELS; None there means "exact"). Not part of equality:
-    # both kernels hold the same integers, so they share one eager reference.
-    int4_kernel: str | None = field(default=None, compare=False)
+    # ONNX Runtime only (ONNX_KERNELS; None means "exact"). Not part of equality: both kernels
+    # hold the same integers, so they share one eager reference.
+    onnx_kernel: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.mode not in QUANT_MODES:
             raise AtomError(f"unknown quantization {self.mode!r}; valid: {list(QUANT_MODES)}")
+        if not self.quantized:
+            if self.onnx_kernel is not None:
+                raise AtomError("--onnx-kernel applies to int8 and 8da4w, not to fp32")
+        elif self.onnx_kernel is None:
+            object.__setattr__(self, "onnx_kernel", ONNX_KERNELS[0])
+        elif self.onnx_kernel not in ONNX_KERNELS:
+            raise AtomError(f"unknown --onnx-kernel {self.onnx_kernel!r}; valid: {list(ONNX_KERNELS)}")
         if self.mode != "8da4w":
             if self.group_size is not None:
                 raise AtomError(f"--group-size applies to 8da4w only, not to {self.mode}")
-            if self.int4_kernel is not None:
-                raise AtomError(f"--int4-kernel applies to 8da4w only, not to {self.mode}")
             return
         if self.group_size is None:
             object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
-        if self.int4_kernel is None:
-            object.__setattr__(self, "int4_kernel", INT4_KERNELS[0])
-        if self.int4_kernel not in INT4_KERNELS:
-            raise AtomError(f"unknown --int4-kernel {self.int4_kernel!r}; valid: {list(INT4_KERNELS)}")
-        if self.int4_kernel == "matmulnbits" and self.group_size & (self.group_size - 1):
-            raise AtomError(f"--int4-kernel matmulnbits needs a group size that is a power of two "
+        if self.onnx_kernel == "matmulnbits" and self.group_size & (self.group_size - 1):
+            raise AtomError(f"--onnx-kernel matmulnbits needs a group size that is a power of two "
                             f"(ONNX Runtime's MatMulNBits blocks), got {self.group_size}")
         if self.group_size <= 0 or self.group_size % GROUP_SIZE_MULTIPLE:
             raise AtomError(f"--group-size must be a positive multiple of {GROUP_SIZE_MULTIPLE} "
@@ -77,7 +79,9 @@ class QuantRecipe:
     @classmethod
     def from_record(cls, record: dict) -> "QuantRecipe":
         """The recipe a manifest's quantization record (linear_record) describes."""
-        return cls(record["mode"], record.get("group_size"), record.get("linear", {}).get("int4_kernel"))
+        linear = record.get("linear", {})
+        kernel = linear.get("onnx_kernel", linear.get("int4_kernel"))  # int4_kernel: the 8da4w-only name of older manifests
+        return cls(record["mode"], record.get("group_size"), kernel)
 
     @property
     def quantized(self) -> bool:
