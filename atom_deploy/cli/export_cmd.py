@@ -23,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "written to the manifest)")
     p.add_argument("--onnx-kernel", "--int4-kernel", dest="onnx_kernel", default=None,
                    help="int8 and 8da4w on ONNX Runtime: exact (default; XNNPACK's numbers, the same tokens as "
-                        "ExecuTorch, slower) or matmulnbits (ONNX Runtime's own 8- and 4-bit kernel: fast, outputs "
-                        "close to, not equal to ExecuTorch's)")
+                        "ExecuTorch) or matmulnbits (ONNX Runtime's own 8- and 4-bit kernel: outputs close to, not "
+                        "equal to ExecuTorch's; faster for 8da4w and small int8 models, see docs/quantization.md)")
     p.add_argument("--decode-steps", type=int, default=None, help="fixed decode loop length (default: 23)")
     p.add_argument("--max-batch", type=int, default=None,
                    help="decoder KV-cache rows (default 16): captioning decodes max-batch // beam clips together")
