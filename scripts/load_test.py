@@ -24,8 +24,8 @@ import json
 import os
 import signal
 import socket
-import ssl
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile

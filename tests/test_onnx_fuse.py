@@ -4,8 +4,8 @@ with fewer nodes."""
 
 from __future__ import annotations
 
-import copy
 import collections
+import copy
 
 import numpy as np
 import onnx
