@@ -34,6 +34,11 @@ def test_json_round_trip_gives_the_clip_back():
     assert np.array_equal(decode_tensor(wire["dtype"], wire["shape"], wire["data"], SHAPE), clip)
 
 
+def test_npy_refuses_to_stack_clips_of_different_shapes():
+    with pytest.raises(AtomError, match="different shapes"):
+        encode_npy([some_clips(1)[0], np.zeros((1, 3, 2, 4, 4), np.float32)])
+
+
 def test_npy_stack_over_the_cap_is_refused():
     with pytest.raises(AtomError, match=r"1 to 2 clips"):
         decode_npy(encode_npy(some_clips(3)), SHAPE, max_clips=2)

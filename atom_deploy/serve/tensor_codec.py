@@ -59,6 +59,8 @@ def encode_npy(clips: list[np.ndarray]) -> bytes:
     for clip in clips:
         if clip.dtype != np.float32:
             raise AtomError(f"clip has dtype {clip.dtype}, expected float32")
+    if len({clip.shape for clip in clips}) > 1:
+        raise AtomError(f"clips of different shapes cannot share one body: {sorted({clip.shape for clip in clips})}")
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(clips[0] if len(clips) == 1 else np.stack(clips), dtype=_WIRE))
     return buffer.getvalue()
