@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from atom_deploy.backends.onnx_int8 import consumers_by_input, find_bias_add
+
 PREFIX = "atomfuse"
 
 
@@ -24,10 +26,7 @@ def fuse_sibling_matmuls(model: onnx.ModelProto) -> int:
     """Fuse each group of 2+ MatMuls with one input and 2-D float constant weights; returns the groups fused."""
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = consumers_by_input(graph)
     groups: dict[tuple[str, int], list[onnx.NodeProto]] = {}
     for node in graph.node:
         weight = initializers.get(node.input[1]) if node.op_type == "MatMul" else None
@@ -47,15 +46,9 @@ def fuse_sibling_matmuls(model: onnx.ModelProto) -> int:
 
 
 def _bias_add(node: onnx.NodeProto, initializers: dict, consumers: dict) -> onnx.NodeProto | None:
-    """The `Add(out, bias)` that is the MatMul's only consumer, with a float [N] constant bias."""
-    users = consumers.get(node.output[0], [])
-    if len(users) != 1 or users[0].op_type != "Add" or users[0].input[0] != node.output[0]:
-        return None
-    bias = initializers.get(users[0].input[1])
-    columns = initializers[node.input[1]].dims[1]
-    ok = bias is not None and bias.data_type == TensorProto.FLOAT and list(bias.dims) == [columns] \
-        and len(consumers.get(bias.name, [])) == 1
-    return users[0] if ok else None
+    """The MatMul's bias Add (onnx_int8.find_bias_add), if its bias is this Add's alone to concatenate."""
+    add = find_bias_add(node.output[0], initializers[node.input[1]].dims[1], consumers, initializers)
+    return add if add is not None and len(consumers.get(add.input[1], [])) == 1 else None
 
 
 def _fuse(graph: onnx.GraphProto, name: str, x: str, nodes: list, adds: list, initializers: dict) -> None:

@@ -54,10 +54,7 @@ def rewrite_matmuls(model: onnx.ModelProto, rewrite: Rewrite) -> int:
     """Replace every MatMul with a 2-D float constant weight (and its bias Add) by `rewrite`'s nodes."""
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = consumers_by_input(graph)
     uses = {name: len(nodes) for name, nodes in consumers.items()}
     new_nodes: list[onnx.NodeProto] = []
     folded: set[int] = set()  # id() of bias Adds taken into a rewrite
@@ -70,7 +67,7 @@ def rewrite_matmuls(model: onnx.ModelProto, rewrite: Rewrite) -> int:
             new_nodes.append(node)
             continue
         name, out, bias = f"{PREFIX}{rewritten}", node.output[0], None
-        bias_add = _bias_add(node.output[0], weight.dims[1], consumers, initializers)
+        bias_add = find_bias_add(node.output[0], weight.dims[1], consumers, initializers)
         if bias_add is not None:
             bias, out = numpy_helper.to_array(initializers[bias_add.input[1]]), bias_add.output[0]
             folded.add(id(bias_add))
@@ -106,7 +103,16 @@ def int8_matmul(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: 
     return inits, _per_token_matmul(name, x, f"{name}_w", out, bias is not None)
 
 
-def _bias_add(matmul_out: str, columns: int, consumers: dict, initializers: dict) -> onnx.NodeProto | None:
+def consumers_by_input(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Each value name -> the nodes that read it."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def find_bias_add(matmul_out: str, columns: int, consumers: dict, initializers: dict) -> onnx.NodeProto | None:
     """The `Add(matmul_out, bias)` that is the MatMul's only consumer, if there is one.
 
     XNNPACK adds a Linear's bias in a fused multiply-add with the output scale; folding the
