@@ -24,6 +24,7 @@ from atom_deploy.backends.onnx_fuse import fuse_sibling_matmuls
 from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
 from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits
+from atom_deploy.backends.xnnpack_probe import xnnpack_bias_rounding
 from atom_deploy.export.contract import EntryPoint, ExportableModule
 from atom_deploy.export.quantize import QuantRecipe, linear_record, quantize_embeddings
 from atom_runner.schema import Entry, KVStyle
@@ -56,7 +57,7 @@ class OnnxBackend(Backend):
                 if recipe.onnx_kernel == "matmulnbits":
                     quantize_matmuls_nbits(model, recipe)
                 elif recipe.mode == "8da4w":
-                    quantize_matmuls_8da4w(model, recipe.group_size)
+                    quantize_matmuls_8da4w(model, recipe.group_size, xnnpack_bias_rounding())
                 else:
                     quantize_matmuls_per_token(model)
                 _save(model, path)
@@ -81,10 +82,13 @@ class OnnxBackend(Backend):
             return record
         if recipe.mode != "8da4w":
             return linear_record(recipe, int8)
-        return linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> MatMulInteger + Scan rewrite (backends/onnx_int4.py): "
-                                     f"torchao's int4 integers and bf16 scales per {recipe.group_size} inputs, packed two per byte; "
-                                     "XNNPACK's qd8 activation rounding and qb4w summation order; not MatMulNBits; "
-                                     f"fallback: {int8}")
+        record = linear_record(recipe, "atom_deploy MatMul (+ bias Add) -> MatMulInteger + Scan rewrite (backends/onnx_int4.py): "
+                                       f"torchao's int4 integers and bf16 scales per {recipe.group_size} inputs, packed two per byte; "
+                                       "XNNPACK's qd8 activation rounding and qb4w summation order; not MatMulNBits; "
+                                       f"fallback: {int8}")
+        # the exporting machine's XNNPACK kernel's (xnnpack_probe.py): another CPU may round biases the other way
+        record["linear"]["bias_rounding"] = xnnpack_bias_rounding()
+        return record
 
 
 def _export_entry(entry: EntryPoint) -> torch.onnx.ONNXProgram:

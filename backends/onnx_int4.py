@@ -12,8 +12,10 @@ kernels on this machine). Each `MatMul(X, W)` with a constant weight becomes tha
   with `k mod 8` in {2l, 2l+1}. Per group b it adds the exact int32 `sum(Xq * Wq)` over its
   inputs with `fma(float(acc), s_b, partial)`, group after group. Partial 0 starts at
   `zp * init`, where `init = -sum(ksum_c * s)` over 16-wide chunks of the weights, summed in
-  float in that order when XNNPACK packs them. Then `(p0 + p1) + (p2 + p3)`, and
-  `fma(that, 1 / m, bias)`.
+  float in that order when XNNPACK packs them. Then `(p0 + p1) + (p2 + p3)`, times `1 / m`,
+  plus the bias: the AVX2 kernels do the last two as one `fma(that, 1 / m, bias)`, the
+  AVX-512 VNNI ones round the product to float32 first. Which one this machine's XNNPACK
+  runs is measured, not assumed (xnnpack_probe.py), and named by `bias_rounding`.
 
 The graph does the same: int4 nibbles packed two per byte and bfloat16 scales in the file
 (unpacked once, by ONNX Runtime's constant folding at load), one MatMulInteger over (group, partial) batches,
@@ -39,15 +41,19 @@ from atom_deploy.backends.onnx_int8 import PREFIX, int8_matmul, per_token_activa
 LANES = 4  # float partial sums per output in XNNPACK's 8c8 kernels (madd over input pairs)
 CHUNK = 16  # inputs per weight-sum chunk when XNNPACK packs the weights (2 * kr, kr = 8)
 INT4_MIN, INT4_MAX = -8, 7
+# How the kernel adds a bias to `sum * (1 / m)`: one fused multiply-add, or the product rounded first.
+BIAS_ROUNDINGS = ("fma", "separate")
 
 
-def quantize_matmuls_8da4w(model: onnx.ModelProto, group_size: int) -> int:
+def quantize_matmuls_8da4w(model: onnx.ModelProto, group_size: int, bias_rounding: str = "fma") -> int:
     """Rewrite every MatMul with a 2-D constant weight: int4 groups, or int8 where K % group_size."""
+    if bias_rounding not in BIAS_ROUNDINGS:
+        raise ValueError(f"bias_rounding must be one of {BIAS_ROUNDINGS}, got {bias_rounding!r}")
 
     def rewrite(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: str):
         if w.shape[0] % group_size:  # the recipe's int8 fallback (QuantRecipe.linear_group)
             return int8_matmul(name, x, w, bias, out)
-        return int4_matmul(name, x, w, bias, out, group_size)
+        return int4_matmul(name, x, w, bias, out, group_size, bias_rounding)
 
     return rewrite_matmuls(model, rewrite)
 
@@ -79,7 +85,7 @@ def packed_init(w_q: np.ndarray, scale: np.ndarray, group: int) -> np.ndarray:
     return init
 
 
-def int4_matmul(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: str, group: int):
+def int4_matmul(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: str, group: int, bias_rounding: str):
     k, n = w.shape
     blocks, pairs = k // group, group // (2 * LANES)
     w_q, scale = quantize_weight_int4(w, group)
@@ -138,11 +144,18 @@ def int4_matmul(name: str, x: str, w: np.ndarray, bias: np.ndarray | None, out: 
         node("Squeeze", [t("p3d"), t("first")], [t("tot")]),
         node("Reshape", [t("inv"), t("column")], [t("inv_t")]),
     ]
-    if bias is not None:
+    if bias is not None and bias_rounding == "fma":
         nodes += [  # fma(tot, 1 / m, bias), as _fma_body does
             node("Cast", [t("tot")], [t("tot64")], to=TensorProto.DOUBLE),
             node("Cast", [t("inv_t")], [t("inv64")], to=TensorProto.DOUBLE),
             node("Mul", [t("tot64"), t("inv64")], [t("y64")]),
+            node("Add", [t("y64"), t("bias64")], [t("out64")]),
+            node("Cast", [t("out64")], [t("y2d")], to=TensorProto.FLOAT),
+        ]
+    elif bias is not None:
+        nodes += [  # float32(tot / m) + bias, each rounded to float32
+            node("Mul", [t("tot"), t("inv_t")], [t("y32")]),
+            node("Cast", [t("y32")], [t("y64")], to=TensorProto.DOUBLE),
             node("Add", [t("y64"), t("bias64")], [t("out64")]),
             node("Cast", [t("out64")], [t("y2d")], to=TensorProto.FLOAT),
         ]

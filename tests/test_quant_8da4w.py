@@ -15,8 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w, quantize_weight_int4
+from atom_deploy.backends.onnx_int4 import BIAS_ROUNDINGS, quantize_matmuls_8da4w, quantize_weight_int4
 from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits, unpack_codes
+from atom_deploy.backends.xnnpack_probe import xnnpack_bias_rounding
 from atom_deploy.export.quantize import DEFAULT_GROUP_SIZE, QuantRecipe, quantize_linears_torchao
 from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest
@@ -28,8 +29,9 @@ GROUP = 32
 RECIPE = QuantRecipe("8da4w", GROUP)
 
 
-def onnx_8da4w(group: int):
-    return lambda model: quantize_matmuls_8da4w(model, group)
+def onnx_8da4w(group: int, bias_rounding: str | None = None):
+    rounding = bias_rounding or xnnpack_bias_rounding()  # what this machine's XNNPACK kernel does
+    return lambda model: quantize_matmuls_8da4w(model, group, rounding)
 
 
 def test_recipe_checks_its_group_size():
@@ -65,6 +67,16 @@ def test_onnx_8da4w_linear_equals_executorch_8da4w(tmp_path, bias, tokens):
         layer, x = linear(seed, bias), activations(seed)[:, -tokens:]
         expected = run_executorch(layer, x, tmp_path, RECIPE)
         np.testing.assert_array_equal(run_onnx(layer, x, onnx_8da4w(GROUP)), expected)
+
+
+def test_the_other_bias_rounding_fails_the_equality(tmp_path):
+    # The probe's choice matters: with the other rounding, biased outputs differ from ExecuTorch's.
+    other = next(r for r in BIAS_ROUNDINGS if r != xnnpack_bias_rounding())
+    layer, x = linear(0, True), activations(0)
+    expected = run_executorch(layer, x, tmp_path, RECIPE)
+    assert not np.array_equal(run_onnx(layer, x, onnx_8da4w(GROUP, other)), expected)
+    layer.bias = None  # and without a bias the two graphs are the same
+    np.testing.assert_array_equal(run_onnx(layer, x, onnx_8da4w(GROUP, other)), run_executorch(layer, x, tmp_path, RECIPE))
 
 
 def test_a_wrong_group_size_fails_the_equality(tmp_path):
