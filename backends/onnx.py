@@ -4,9 +4,9 @@ Graphs come from torch.onnx's dynamo exporter. Quantized Linear layers are a gra
 onto ONNX Runtime's MatMulInteger that rounds as the ExecuTorch export does: int8 in
 onnx_int8.py (which says why not onnxruntime's own quantize_dynamic), 8da4w in onnx_int4.py
 (bit-exact), or, for either recipe, on ONNX Runtime's own MatMulNBits in onnx_nbits.py
-(`--onnx-kernel matmulnbits`: fast, not bit-exact). First, Linears that read the same input
-become one MatMul (onnx_fuse.py: the same numbers, fewer kernels). Embeddings are already
-int8 from the shared source transform.
+(`--onnx-kernel matmulnbits`: fast, not bit-exact). Linears that read the same input arrive
+as one MatMul (the export fuses them, models/fused_linear.py). Embeddings are already int8
+from the shared source transform.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from torch import nn
 
 from atom_deploy.backends import register_backend
 from atom_deploy.backends.base import Backend, WrittenEntry
-from atom_deploy.backends.onnx_fuse import fuse_sibling_matmuls
 from atom_deploy.backends.onnx_int4 import quantize_matmuls_8da4w
 from atom_deploy.backends.onnx_int8 import quantize_matmuls_per_token
 from atom_deploy.backends.onnx_nbits import quantize_matmuls_nbits
@@ -53,7 +52,6 @@ class OnnxBackend(Backend):
             if recipe.quantized:
                 # A quantized graph is at most a quarter of the fp32 one, so it fits a protobuf.
                 model = program.model_proto
-                fuse_sibling_matmuls(model)
                 if recipe.onnx_kernel == "matmulnbits":
                     quantize_matmuls_nbits(model, recipe)
                 elif recipe.mode == "8da4w":

@@ -85,7 +85,7 @@ def test_onnx_int8_graphs_use_integer_matmul(tiny_exports):
 
     graph = onnx.load(str(tiny_exports["int8"] / "onnx" / "decoder.text_decoder.onnx")).graph
     ops = [n.op_type for n in graph.node]
-    # 7 Linear per layer, 4 kernels once q/k/v and gate/up are fused (backends/onnx_fuse.py), + lm_head
+    # 7 Linear per layer, 4 kernels once the export fuses q/k/v and gate/up (models/fused_linear.py), + lm_head
     assert ops.count("MatMulInteger") == 2 * 4 + 1
     weights = {i.name: i for i in graph.initializer}
     integer_matmuls = [n for n in graph.node if n.op_type == "MatMulInteger"]

@@ -21,6 +21,7 @@ from atom_deploy.export.modules import build_exportable
 from atom_deploy.export.quantize import QuantRecipe
 from atom_deploy.export.swap import carry_over, remove_stale, staging_folder, swap_into_place
 from atom_deploy.model_source import ModelSource, resolve_model
+from atom_deploy.models.fused_linear import fuse_projections
 from atom_deploy.text.tokenizers import copy_tokenizer, train_decoder_tokenizer
 from atom_deploy.weights.minilm import minilm_folder
 from atom_runner.errors import AtomError
@@ -85,6 +86,9 @@ def _export_module(name, backend, source: ModelSource, quant, folder, progress, 
         model = source.build()
         module = model.modules()[name]
         stage = "quantize"
+        # Sibling Linears (q/k/v, gate/up) become one: the same numbers, one GEMM for three
+        # (models/fused_linear.py). The eager reference keeps them apart, so parity checks it.
+        fuse_projections(module)
         backend.quantize(module, quant)
         stage = "trace"
         exportable = build_exportable(name, model, backend.kv_style)

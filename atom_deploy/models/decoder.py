@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from atom_deploy.config import DecoderConfig
 from atom_deploy.models.attention import attention_bias
+from atom_deploy.models.fused_linear import FusedLinear, fuse_siblings
 from atom_deploy.models.kv_cache import ExplicitCache
 from atom_deploy.models.rope import apply_rope, rope_tables
 
@@ -42,13 +43,18 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
         self.v_proj = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.heads * config.head_dim, config.dim, bias=False)
+        self.qkv_proj: FusedLinear | None = None  # q/k/v_proj as one, after fuse_projections()
+
+    def fuse_projections(self) -> None:
+        self.qkv_proj = fuse_siblings(self, ("q_proj", "k_proj", "v_proj"))
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, input_pos: Tensor, cache: LayerCache) -> Tensor:
         # x: [B, S, D], cos/sin: [S, Dh], bias: [rep * S, S_max] (attention_bias): the step's positions over the cache's
         B, S, _ = x.shape
-        q = self.q_proj(x).view(B, S, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = self.qkv_proj(x) if self.qkv_proj is not None else (self.q_proj(x), self.k_proj(x), self.v_proj(x))
+        q = q.view(B, S, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(B, S, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         out = cache.attend(input_pos, q, k, v, bias)  # [B, Hkv, rep, S, Dh]
         return self.o_proj(out.permute(0, 3, 1, 2, 4).reshape(B, S, -1))
@@ -60,9 +66,14 @@ class FeedForward(nn.Module):
         self.gate_proj = nn.Linear(config.dim, config.intermediate_size, bias=False)
         self.up_proj = nn.Linear(config.dim, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.dim, bias=False)
+        self.gate_up_proj: FusedLinear | None = None  # gate/up_proj as one, after fuse_projections()
+
+    def fuse_projections(self) -> None:
+        self.gate_up_proj = fuse_siblings(self, ("gate_proj", "up_proj"))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x) if self.gate_up_proj is not None else (self.gate_proj(x), self.up_proj(x))
+        return self.down_proj(F.silu(gate) * up)
 
 
 class DecoderBlock(nn.Module):

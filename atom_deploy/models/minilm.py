@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from atom_deploy.config import MiniLMConfig
+from atom_deploy.models.fused_linear import FusedLinear, fuse_siblings
 
 
 class BertLayer(nn.Module):
@@ -28,13 +29,18 @@ class BertLayer(nn.Module):
         self.intermediate = nn.Linear(d, config.intermediate_size)
         self.output = nn.Linear(config.intermediate_size, d)
         self.out_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.qkv: FusedLinear | None = None  # query/key/value as one, after fuse_projections()
+
+    def fuse_projections(self) -> None:
+        self.qkv = fuse_siblings(self, ("query", "key", "value"))
 
     def forward(self, x: Tensor, bias: Tensor) -> Tensor:
         # x: [B, S, D], bias: [B, 1, 1, S] (0 for tokens, -inf-ish for padding)
         B, S, D = x.shape
-        q = self.query(x).view(B, S, self.heads, -1).transpose(1, 2)
-        k = self.key(x).view(B, S, self.heads, -1).transpose(1, 2)
-        v = self.value(x).view(B, S, self.heads, -1).transpose(1, 2)
+        q, k, v = self.qkv(x) if self.qkv is not None else (self.query(x), self.key(x), self.value(x))
+        q = q.view(B, S, self.heads, -1).transpose(1, 2)
+        k = k.view(B, S, self.heads, -1).transpose(1, 2)
+        v = v.view(B, S, self.heads, -1).transpose(1, 2)
         scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5) + bias
         ctx = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, S, D)
         x = self.attn_norm(x + self.attn_out(ctx))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from atom_deploy.config import VideoEncoderConfig
+from atom_deploy.models.fused_linear import FusedLinear, fuse_siblings
 
 
 def quick_gelu(x: Tensor) -> Tensor:
@@ -110,14 +111,19 @@ class EncoderBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.fc1 = nn.Linear(d, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, d)
+        self.qkv_proj: FusedLinear | None = None  # q/k/v_proj as one, after fuse_projections()
+
+    def fuse_projections(self) -> None:
+        self.qkv_proj = fuse_siblings(self, ("q_proj", "k_proj", "v_proj"))
 
     def forward(self, x: Tensor) -> Tensor:
         # x: [B, N, D]
         B, N, D = x.shape
         h = self.ln_1(x)
-        q = self.q_proj(h).view(B, N, self.heads, -1).transpose(1, 2)  # [B, H, N, Dh]
-        k = self.k_proj(h).view(B, N, self.heads, -1).transpose(1, 2)
-        v = self.v_proj(h).view(B, N, self.heads, -1).transpose(1, 2)
+        q, k, v = self.qkv_proj(h) if self.qkv_proj is not None else (self.q_proj(h), self.k_proj(h), self.v_proj(h))
+        q = q.view(B, N, self.heads, -1).transpose(1, 2)  # [B, H, N, Dh]
+        k = k.view(B, N, self.heads, -1).transpose(1, 2)
+        v = v.view(B, N, self.heads, -1).transpose(1, 2)
         scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # [B, H, N, N]
         attn = scores.softmax(dim=-1) @ v  # [B, H, N, Dh]
         x = x + self.out_proj(attn.transpose(1, 2).reshape(B, N, D))
