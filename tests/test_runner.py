@@ -245,10 +245,11 @@ def test_auto_overlap_picks_a_mode_that_pays_on_this_model_and_machine(tiny_expo
     from atom_runner.session import PROCESS_OVERLAP_MIN_ENCODER_BYTES, _resolve_overlap
 
     big, small = PROCESS_OVERLAP_MIN_ENCODER_BYTES, PROCESS_OVERLAP_MIN_ENCODER_BYTES - 1
-    assert _resolve_overlap("auto", "executorch", big) == "process"
-    assert _resolve_overlap("auto", "executorch", small) == "off"  # the start would cost more than it hides
+    assert _resolve_overlap("auto", "executorch", big, cores=8) == "process"
+    assert _resolve_overlap("auto", "executorch", small, cores=8) == "off"  # the start would cost more than it hides
+    assert _resolve_overlap("auto", "executorch", big, cores=2) == "off"  # XNNPACK already fills both cores
     assert _resolve_overlap("auto", "onnx", small, cores=8) == "thread"
     assert _resolve_overlap("auto", "onnx", small, cores=2) == "off"  # ORT already fills both cores
-    assert _resolve_overlap("process", "executorch", small) == "process"  # an explicit mode is kept
+    assert _resolve_overlap("process", "executorch", small, cores=2) == "process"  # an explicit mode is kept
     with Session(tiny_exports["int8"], backend="executorch") as s:  # tiny's encoder is well under the bar
         assert s.overlap == "off"

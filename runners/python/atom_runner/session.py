@@ -409,10 +409,12 @@ def decoder_lanes_for(kv_style: str, asked: int | None = None) -> int:
 PROCESS_OVERLAP_MIN_ENCODER_BYTES = 32 * 1024 * 1024
 
 
-# ONNX Runtime already spreads each stage over every core; with fewer than this many, an
-# encoder thread beside the decoder only competes for them (measured on 2 cores: the caption
-# stage took 1.14x its serial time on mplug2plus shapes and 1.25x on the demo model).
-THREAD_OVERLAP_MIN_CORES = 4
+# Both runtimes already spread each stage over every core; with fewer than this many, an
+# encoder beside the decoder only competes for them. Measured on 2 cores, mplug2plus shapes:
+# an ONNX Runtime encoder thread made the caption stage 1.14x its serial time (1.25x on the
+# demo model); an ExecuTorch encoder process made it 1.32x with batched decoding, and its
+# start added 3.6 s of loading (docs/measurements.md).
+OVERLAP_MIN_CORES = 4
 
 
 def clips_per_batch(max_batch: int, beam: int) -> int:
@@ -426,11 +428,13 @@ def clips_per_batch(max_batch: int, beam: int) -> int:
 def _resolve_overlap(mode: str, backend: str, encoder_bytes: int, cores: int | None = None) -> str:
     if mode != "auto":
         return mode
+    if cores is None:  # the cores this process may use (a container's cpuset, not the host's count)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < OVERLAP_MIN_CORES:
+        return "off"
     # ONNX Runtime releases the GIL, so a thread overlaps; ExecuTorch's bindings do not.
     if backend == "onnx":
-        if cores is None:  # the cores this process may use (a container's cpuset, not the host's count)
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return "thread" if cores >= THREAD_OVERLAP_MIN_CORES else "off"
+        return "thread"
     return "process" if encoder_bytes >= PROCESS_OVERLAP_MIN_ENCODER_BYTES else "off"
 
 
