@@ -16,7 +16,9 @@ def stacked_chart(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     medians = summary["medians"]
-    labels = {"no_reuse": "without reuse\n(sequential)", "atom": "ATOM\n(reuse + overlap)",
+    inline = medians.get("atom", {}).get("overlap") == "off"
+    labels = {"no_reuse": "without reuse\n(sequential)",
+              "atom": "ATOM\n(reuse, encoder inline)" if inline else "ATOM\n(reuse + overlap)",
               "atom_batched": "ATOM\n+ batching"}
     variants = [v for v in labels if v in medians]
     fig, ax = plt.subplots(figsize=(8, 4.2))

@@ -105,7 +105,8 @@ def summarize(runs: list[dict]) -> dict:
     for variant, vruns in by_variant.items():
         seconds = {key: statistics.median(r["seconds"].get(key, 0.0) for r in vruns) for _, key in LATENCY_ROWS}
         peaks = {key: statistics.median(r["peak_mb"].get(key, 0.0) for r in vruns) for _, key in MEMORY_ROWS}
-        medians[variant] = {"seconds": seconds, "peak_mb": peaks, "loads": vruns[0]["loads"]}
+        medians[variant] = {"seconds": seconds, "peak_mb": peaks, "loads": vruns[0]["loads"],
+                            "overlap": vruns[0].get("overlap")}  # the device runner's reports none: it overlaps on a thread
     peak = {v: max(m["peak_mb"].values()) for v, m in medians.items()}
 
     def ratios_of(variant: str) -> dict:

@@ -43,6 +43,7 @@ class Meter:
         self.peak_mb: dict[str, float] = {}
         self.loads: dict[str, int] = {}
         self.children: list[int] = []
+        self.overlap: str | None = None  # the mode the ATOM Session resolved (auto -> off/thread/process)
 
     @contextmanager
     def phase(self, stage: str, memory: str | None = None):
@@ -117,6 +118,7 @@ def atom(
     """Reuse and overlap; with `batched`, clips also share decode steps (Session.caption_stream's default)."""
     with meter.phase("load", memory="load"):
         session = Session(folder, backend=backend, overlap=overlap)
+        meter.overlap = session.overlap
         if isinstance(session.encoder, ProcessEncoder):
             meter.children.append(session.encoder.worker_pid)
     _count_loads(session, meter)
@@ -149,7 +151,7 @@ def main() -> int:
     print(json.dumps({
         "variant": variant, "backend": backend, "clips": len(clips), "beam": int(beam),
         "seconds": {**meter.seconds, "assembly_done": total}, "peak_mb": meter.peak_mb,
-        "loads": meter.loads, "outputs": outputs,
+        "loads": meter.loads, "overlap": meter.overlap, "outputs": outputs,
     }))
     return 0
 
