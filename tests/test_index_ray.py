@@ -143,16 +143,18 @@ def test_a_killed_worker_costs_no_rows_and_makes_no_duplicates(cluster, manifest
 def test_a_killed_driver_loses_nothing_and_a_rerun_resumes(cluster, manifest, tiny_exports, videos, local, tmp_path):
     want, _ = local
     path = tmp_path / "idx.sqlite"
+    # One decode batch (2 clips at beam 8) per task: 8 tasks on 2 actors commit over several
+    # rounds, so the driver is killed with some committed and some not, also on a fast machine.
     args = ["index", "--engine", "ray", "--address", cluster, "--workers", "2", "--beam", str(BEAM),
-            "--artifacts", str(tiny_exports["fp32"]), "--backend", "onnx", "--index", str(path), "--no-progress",
-            "--json", *map(str, videos)]
+            "--range-batches", "1", "--artifacts", str(tiny_exports["fp32"]), "--backend", "onnx",
+            "--index", str(path), "--no-progress", "--json", *map(str, videos)]
     driver = subprocess.Popen([sys.executable, "-m", "atom_deploy", *args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
         stored = 0
         deadline = time.monotonic() + 120
         while stored == 0 and driver.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
             stored = count(path)
         driver.send_signal(signal.SIGKILL)
     finally:
@@ -194,6 +196,6 @@ def test_a_bad_worker_count_is_one_line_before_anything_is_written(tiny_exports,
     result = atom_deploy("index", "--engine", "ray", "--workers", "0", "--artifacts", str(tiny_exports["fp32"]),
                          "--index", str(index), str(VIDEOS / "bikes.mp4"))
     assert result.returncode == 1
-    assert result.stderr.strip() == ("atom-deploy index: error: --workers (0), --worker-cpus (1) and batches per range (4) "
+    assert result.stderr.strip() == ("atom-deploy index: error: --workers (0), --worker-cpus (1) and --range-batches (4) "
                                      "must each be at least 1")
     assert not index.exists()

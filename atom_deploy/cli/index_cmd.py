@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="Ray cluster to join: ray://HOST:10001, HOST:6379 or auto (default: start one on this machine)")
     p.add_argument("--workers", type=int, default=None, help="Ray actors, each loading the modules once (default: cluster CPUs / --worker-cpus)")
     p.add_argument("--worker-cpus", type=int, default=1, help="CPUs (and runtime threads) per Ray actor (default 1)")
+    p.add_argument("--range-batches", type=int, default=None,
+                   help="decode batches per Ray task (default 4): smaller tasks commit sooner and lose less to a killed worker")
     p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or folders searched for videos")
     p.set_defaults(run=run)
 
@@ -63,7 +65,8 @@ def _run_ray(args: argparse.Namespace):
 
     import_ray()  # before any work: a missing extra is one line, not a half-done run
     manifest = open_artifacts(args.artifacts, args.backend)
-    options = RayOptions(address=args.address, workers=args.workers, worker_cpus=args.worker_cpus)
+    range_batches = {} if args.range_batches is None else {"batches_per_range": args.range_batches}
+    options = RayOptions(address=args.address, workers=args.workers, worker_cpus=args.worker_cpus, **range_batches)
     with ClipIndex(args.index, manifest_sha256(manifest), artifacts_label(manifest)) as index:
         report = index_videos_ray(manifest, index, args.inputs, args.window, args.stride, args.beam,
                                   prune=args.prune, options=options, progress=args.progress)

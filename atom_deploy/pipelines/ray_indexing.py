@@ -63,7 +63,7 @@ class RayOptions:
 
     def __post_init__(self) -> None:
         if self.worker_cpus < 1 or (self.workers is not None and self.workers < 1) or self.batches_per_range < 1:
-            raise AtomError(f"--workers ({self.workers}), --worker-cpus ({self.worker_cpus}) and batches per range "
+            raise AtomError(f"--workers ({self.workers}), --worker-cpus ({self.worker_cpus}) and --range-batches "
                             f"({self.batches_per_range}) must each be at least 1")
 
 
