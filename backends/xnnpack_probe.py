@@ -9,6 +9,7 @@ CPU flags: one small biased Linear through ExecuTorch and through both ONNX grap
 
 from __future__ import annotations
 
+import copy
 import functools
 import tempfile
 from pathlib import Path
@@ -54,8 +55,7 @@ def run_executorch_8da4w(layer: nn.Linear, x: torch.Tensor, folder: Path) -> np.
 
     from atom_deploy.export.quantize import QuantRecipe, quantize_linears_torchao
 
-    model = nn.Sequential(nn.Linear(layer.in_features, layer.out_features))
-    model.load_state_dict({f"0.{k}": v for k, v in layer.state_dict().items()})
+    model = nn.Sequential(copy.deepcopy(layer))  # quantize_ swaps weights in place
     quantize_linears_torchao(model, QuantRecipe("8da4w", PROBE_GROUP))
     with torch.no_grad():
         program = torch.export.export(model, (x,), strict=False)

@@ -412,7 +412,7 @@ PROCESS_OVERLAP_MIN_ENCODER_BYTES = 32 * 1024 * 1024
 # Both runtimes already spread each stage over every core; with fewer than this many, an
 # encoder beside the decoder only competes for them. Measured on 2 cores, mplug2plus shapes:
 # an ONNX Runtime encoder thread made the caption stage 1.14x its serial time (1.25x on the
-# demo model); an ExecuTorch encoder process made it 1.32x with batched decoding, and its
+# demo model); an ExecuTorch encoder process made it 1.26x with batched decoding, and its
 # start added 3.6 s of loading (docs/measurements.md).
 OVERLAP_MIN_CORES = 4
 
