@@ -92,8 +92,40 @@ def test_executorch_decoder_writes_its_cache_in_place(tiny_exports):
     # the attention reads the cache rows as they lie: broadcasting them to the query heads
     # (matmul's expand) copied the whole cache every step, per layer
     assert not [name for name in ops if name.startswith("aten::expand_copy")]
-    # the step's cache slots (write, reorder source, reorder target) and its attention mask
-    # are built once for all layers: per layer they were a third of the portable-kernel
+    # per layer and cache: one gather of the attended positions, one of the reorder's source
+    # (a slice of the cache rows copied all S_max positions a layer and side)
+    assert ops["aten::index_select.out"] == 2 * 2 * layers, ops
+    # the step's cache slots (write, read, reorder source, reorder target) and its attention
+    # mask are built once for all layers: per layer they were a third of the portable-kernel
     # calls, and a masked_fill per layer split each layer's XNNPACK call in two
-    assert ops["aten::arange.start_out"] <= 4, ops
+    assert ops["aten::arange.start_out"] <= 5, ops
     assert ops["aten::where.self_out"] <= 1 and ops["aten::bitwise_not.out"] <= 1, ops
+
+
+def test_the_in_place_step_attends_over_exactly_attend_pos(tiny_exports):
+    """attend_pos is what the attention reads: the context so far gives the step the
+    whole cache would (positions past the step are masked either way), and leaving out
+    a written position changes the logits."""
+    from atom_runner.decoding.stepper import in_place_inputs
+    from atom_runner.runtimes import load_module
+
+    manifest = load_manifest(tiny_exports["fp32"] / "executorch")
+    decoder = manifest.module(Module.DECODER)
+    max_context = decoder[Key.KV_CACHE][Key.SHAPE][3]
+    module = load_module("executorch", {Entry.TEXT_DECODER: manifest.verified(decoder[Key.FILES][0])})
+    rng = np.random.default_rng(0)
+    dim = decoder[Key.DIM]
+    prompt = rng.standard_normal((1, 6, dim)).astype(np.float32)
+    module.run(Entry.TEXT_DECODER, in_place_inputs(prompt, np.arange(6), np.array([0]), 0, max_context))
+    step = rng.standard_normal((1, 1, dim)).astype(np.float32)
+    step_inputs = in_place_inputs(step, np.array([6]), np.array([0]), 0, max_context)
+    # the runners read a whole block of positions (past the step's: masked)
+    assert np.array_equal(step_inputs[4], np.arange(min(16, max_context)))
+
+    def logits(attend_pos: np.ndarray) -> np.ndarray:
+        return module.run(Entry.TEXT_DECODER, step_inputs[:4] + [attend_pos.astype(np.int64)])[0]
+
+    context = logits(np.arange(7))
+    np.testing.assert_allclose(logits(step_inputs[4]), context, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits(np.arange(max_context)), context, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(logits(np.arange(1, 7)), context, rtol=1e-3, atol=1e-3)

@@ -49,7 +49,7 @@ def test_manifest_describes_entry_points_and_dynamic_dims(tiny_exports):
     et = load_manifest(tiny_exports["int8"] / "executorch")
     onnx = load_manifest(tiny_exports["int8"] / "onnx")
     step = et.module(Module.DECODER)[Key.ENTRY_POINTS][Entry.TEXT_DECODER]
-    assert [t[Key.NAME] for t in step[Key.INPUTS]] == ["embeds", "input_pos", "cache_index", "reorder_pos"]
+    assert [t[Key.NAME] for t in step[Key.INPUTS]] == ["embeds", "input_pos", "cache_index", "reorder_pos", "attend_pos"]
     assert step[Key.INPUTS][0][Key.DYNAMIC]["1"][Key.NAME] == "seq"
     assert step[Key.OUTPUTS][0][Key.SHAPE][0] == "batch"
     assert et.module(Module.DECODER)[Key.KV_CACHE][Key.KV_STYLE] == KVStyle.IN_PLACE

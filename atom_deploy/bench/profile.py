@@ -19,10 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from atom_runner.decoding.stepper import reorder_positions
+from atom_runner.decoding import DecoderStepper
 from atom_runner.errors import AtomError
 from atom_runner.manifest import load_manifest
-from atom_runner.schema import Entry, Key, Module
+from atom_runner.schema import Entry, Key, KVStyle, Module
 
 _RUNTIME_EVENTS = ("Method::execute", "Program::load_method", "Method::init")
 _DELEGATE, _OPERATOR = "DELEGATE_CALL", "OPERATOR_CALL"
@@ -56,12 +56,14 @@ def profile_artifacts(folder: Path, steps: int = 20) -> list[Profile]:
     for mode, rows in (("greedy", 1), ("beam4", 4)):
 
         def decode(program, rows=rows) -> None:
+            # stepped as the runners step it (workspace sizing, attend_pos), by the same stepper
+            stepper = DecoderStepper(_ProgramModule(program), KVStyle.IN_PLACE, decoder[Key.KV_CACHE][Key.SHAPE])
             rng = np.random.default_rng(0)
-            _step(program, rng.standard_normal((1, start, dim), dtype=np.float32), np.arange(start), np.zeros(1, np.int64), 0)
+            stepper.step(rng.standard_normal((1, start, dim), dtype=np.float32), np.arange(start), np.zeros(1, np.int64))
             for i in range(steps + 1):  # the first step pays one-off work: not counted
                 parents = np.zeros(rows, np.int64) if i == 0 else np.sort(rng.integers(0, rows, rows))
                 embeds = rng.standard_normal((rows, 1, dim), dtype=np.float32)
-                _step(program, embeds, np.array([start + i]), parents, start if i else 0)
+                stepper.step(embeds, np.array([start + i]), parents, start if i else 0)
 
         profiles.append(_profile(decoder_path, f"decoder {mode}", decode, Entry.TEXT_DECODER, steps))
     encoder = manifest.module(Module.VIDEO_ENCODER)
@@ -81,10 +83,15 @@ def _torch():
     return torch
 
 
-def _step(program, embeds, input_pos, cache_index, shared_until) -> None:
-    moved = reorder_positions(cache_index, input_pos, shared_until)
-    args = (embeds, input_pos.astype(np.int64), cache_index.astype(np.int64), moved)
-    program.run_method(Entry.TEXT_DECODER, tuple(_torch().from_numpy(np.ascontiguousarray(a)) for a in args))
+class _ProgramModule:
+    """A program loaded with ETDump on, behind the runners' LoadedModule interface."""
+
+    def __init__(self, program):
+        self.program = program
+
+    def run(self, entry: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = self.program.run_method(entry, tuple(_torch().from_numpy(np.ascontiguousarray(a)) for a in inputs))
+        return [o.numpy() for o in outputs]
 
 
 def _profile(path: Path, what: str, drive: Callable, method: str, counted: int) -> Profile:

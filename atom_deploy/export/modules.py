@@ -10,10 +10,12 @@ DecoderStepper):
 passes [0]; beam search prefills one row and then passes the parent beam of each of its
 4 hypotheses. How the cache crosses the graph boundary, and so who reorders it, is the
 backend's KV style (schema.KVStyle):
-- IN_PLACE (ExecuTorch): per-layer buffers written in place. One more input,
-  `reorder_pos` [N], names the positions where a row takes its parent's keys and values:
-  beam search passes only the positions decoded since the rows split, so a reorder moves
-  a few positions, not the cache. Greedy passes its own position, a no-op copy.
+- IN_PLACE (ExecuTorch): per-layer buffers written in place. Two more inputs:
+  `reorder_pos` [N] names the positions where a row takes its parent's keys and values
+  (beam search passes only the positions decoded since the rows split, so a reorder moves
+  a few positions, not the cache; greedy passes its own position, a no-op copy), and
+  `attend_pos` [T] the positions the step attends over, 0..input_pos[-1], so the attention
+  reads the context so far rather than the whole cache.
 - RUNNER_HELD (ONNX, which has no mutable state): the runner holds the cache and reorders
   it. The graph takes each layer's keys and values as inputs of their own, read where
   they lie, and returns only the step's new positions; so it has no cache_index.
@@ -80,12 +82,16 @@ class InPlaceTextDecoder(nn.Module):
             self.register_buffer(f"k_cache_{i}", torch.zeros(shape), persistent=False)
             self.register_buffer(f"v_cache_{i}", torch.zeros(shape), persistent=False)
 
-    def forward(self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor, reorder_pos: Tensor) -> Tensor:
+    def forward(
+        self, embeds: Tensor, input_pos: Tensor, cache_index: Tensor, reorder_pos: Tensor, attend_pos: Tensor
+    ) -> Tensor:
         c = self.decoder.config
         rows = torch.arange(embeds.shape[0])
-        # Slot arithmetic is the same for every layer: computed once a step, not per layer
-        # and cache (it was a third of the step's portable-kernel calls).
+        # Slot arithmetic and the mask are the same for every layer: computed once a step,
+        # not per layer and cache (it was a third of the step's portable-kernel calls).
         write = slot_index(rows, input_pos, c.kv_heads, c.max_context)
+        read = slot_index(rows, attend_pos, c.kv_heads, c.max_context)
+        bias = attention_bias(attend_pos[None, :] <= input_pos[:, None], c.heads // c.kv_heads)
         reorder_from = slot_index(cache_index, reorder_pos, c.kv_heads, c.max_context)
         reorder_to = slot_index(rows, reorder_pos, c.kv_heads, c.max_context)
         caches = []
@@ -93,7 +99,7 @@ class InPlaceTextDecoder(nn.Module):
             k, v = getattr(self, f"k_cache_{i}"), getattr(self, f"v_cache_{i}")
             copy_rows(k, reorder_from, reorder_to)
             copy_rows(v, reorder_from, reorder_to)
-            caches.append(InPlaceCache(k, v, write, embeds.shape[0], c.max_context))
+            caches.append(InPlaceCache(k, v, write, read, bias))
         return self.decoder(embeds, input_pos, caches)
 
 
@@ -170,6 +176,9 @@ def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
     if kv_style == KVStyle.IN_PLACE:
         step_module: nn.Module = InPlaceTextDecoder(model.decoder)
         inputs.append(TensorSpec(T.REORDER_POS, torch.tensor([1, 2]), {0: DynamicDim("reorder", 1, c.max_context)}))
+        # The positions the step attends over (0..input_pos[-1]); its length is the context
+        # the attention reads. Example 5 > S = 3: the step's positions follow earlier ones.
+        inputs.append(TensorSpec(T.ATTEND_POS, torch.arange(S + 2), {0: DynamicDim("attend", 1, c.max_context)}))
     elif kv_style == KVStyle.EXPLICIT_IO:
         step_module = ExplicitTextDecoder(model.decoder)
         # The cache's rows vary apart from the step's (a beam's first step reads one row and

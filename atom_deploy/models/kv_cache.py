@@ -8,8 +8,9 @@ the keys it attends over live, and models/attention.py does the arithmetic. Four
 - `ExplicitCache`: the cache is a tensor that goes in and out (the eager reference).
 - `InPlaceCache`: the cache is a mutable buffer written in place (ExecuTorch). The write
   is an `index_put_` on the buffer, which ExecuTorch's re-inplace pass keeps in place, so
-  a step writes S positions instead of copying the cache; the attention reads the first
-  B rows. Standard ops only: the .pte needs no custom kernel library on the device.
+  a step writes S positions instead of copying the cache; the attention gathers the
+  positions written so far of the first B rows, so its cost follows the context, not
+  S_max. Standard ops only: the .pte needs no custom kernel library on the device.
 - `HeldCache`: the runner holds the cache and passes each layer's keys/values in; the
   graph reads them, attends over them and the new positions apart, and hands back only
   the new positions for the runner to write (ONNX, which has no mutable state).
@@ -46,22 +47,23 @@ class InPlaceCache:
     Each buffer is [max_batch * Hkv * S_max, Dh], laid out as [max_batch, Hkv, S_max, Dh]:
     row r's head h at position p is slot (r * Hkv + h) * S_max + p. ExecuTorch's in-place
     index_put takes exactly one 1-D index, and with slots flattened one index can name any
-    rows at any positions. Head-major slots let the attention read the first B rows as
-    they lie in memory, [B, Hkv, S_max, Dh], with no transpose of the cache. `slots` are the
-    step's write slots (`slot_index`), computed once for every layer.
+    rows at any positions. `write` are the step's write slots and `read` the slots of the
+    T positions it attends over (`slot_index` of attend_pos), both computed once for every
+    layer; `bias` [rep * S, T] masks the read positions a query may not see. Reading T
+    positions instead of all S_max makes the attention's gather and matmuls follow the
+    context: a slice of the first B rows copied S_max positions a layer and side.
     """
 
-    def __init__(self, k_buffer: Tensor, v_buffer: Tensor, slots: Tensor, rows: int, max_context: int):
-        self.k_buffer, self.v_buffer, self.slots = k_buffer, v_buffer, slots
-        self.rows, self.max_context = rows, max_context
+    def __init__(self, k_buffer: Tensor, v_buffer: Tensor, write: Tensor, read: Tensor, bias: Tensor):
+        self.k_buffer, self.v_buffer, self.write, self.read, self.bias = k_buffer, v_buffer, write, read, bias
 
     def attend(self, input_pos: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
-        write_slots(self.k_buffer, self.slots, k)
-        write_slots(self.v_buffer, self.slots, v)
-        kv_heads = k.shape[1]
-        keys = rows_view(self.k_buffer, self.rows, kv_heads, self.max_context)
-        values = rows_view(self.v_buffer, self.rows, kv_heads, self.max_context)
-        return grouped_attention(q, keys, values, bias)
+        write_slots(self.k_buffer, self.write, k)
+        write_slots(self.v_buffer, self.write, v)
+        B, kv_heads, _, head_dim = k.shape
+        keys = self.k_buffer.index_select(0, self.read).view(B, kv_heads, -1, head_dim)
+        values = self.v_buffer.index_select(0, self.read).view(B, kv_heads, -1, head_dim)
+        return grouped_attention(q, keys, values, self.bias)
 
 
 class HeldCache:
@@ -97,11 +99,6 @@ def slot_index(rows: Tensor, positions: Tensor, kv_heads: int, max_context: int)
 def write_slots(buffer: Tensor, slots: Tensor, values: Tensor) -> None:
     # values [B, Hkv, S, Dh] into the slots of rows x heads x positions (as slot_index orders them)
     buffer.index_put_((slots,), values.reshape(-1, values.shape[-1]))
-
-
-def rows_view(buffer: Tensor, rows: int, kv_heads: int, max_context: int) -> Tensor:
-    # the first `rows` rows as [rows, Hkv, S_max, Dh]: a slice of the buffer, no transpose
-    return buffer[: rows * kv_heads * max_context].view(rows, kv_heads, max_context, buffer.shape[-1])
 
 
 def copy_rows(buffer: Tensor, from_slots: Tensor, to_slots: Tensor) -> None:

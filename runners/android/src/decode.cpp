@@ -12,6 +12,26 @@ namespace atom {
 using executorch::extension::make_tensor_ptr;
 using executorch::runtime::EValue;
 
+int attended_length(int64_t last_pos, int max_context) {
+  const int64_t blocks = (last_pos + kAttendBlock) / kAttendBlock;  // ceil((last_pos + 1) / block)
+  return int(std::min<int64_t>(max_context, blocks * kAttendBlock));
+}
+
+Stepper::Stepper(EtModule& decoder, int dim) : decoder_(decoder), dim_(dim) {
+  // The program's own bounds, not the manifest's: embeds [max_batch, seq, dim], attend_pos [max_context]
+  const std::vector<int64_t> embeds_bound = decoder_.input_sizes("text_decoder", 0);
+  const std::vector<int64_t> attend_bound = decoder_.input_sizes("text_decoder", 4);
+  if (embeds_bound.size() != 3 || attend_bound.size() != 1 || embeds_bound[2] != dim)
+    throw EtError("module decoder method text_decoder: inputs are not embeds [B,S," + std::to_string(dim) +
+                  "] ... attend_pos [T] (re-export with this kit)");
+  const int max_batch = int(embeds_bound[0]);
+  max_context_ = int(attend_bound[0]);
+  std::vector<float> embeds = embed(std::vector<int64_t>(size_t(max_batch), 0), max_batch, 1);
+  std::vector<int64_t> own_rows(static_cast<size_t>(max_batch));
+  std::iota(own_rows.begin(), own_rows.end(), 0);
+  step(embeds, max_batch, 1, {int64_t(max_context_ - 1)}, own_rows);
+}
+
 std::vector<float> Stepper::embed(const std::vector<int64_t>& tokens, int rows, int seq) {
   auto t = make_tensor_ptr({rows, seq}, std::vector<int64_t>(tokens));
   FloatOut out = decoder_.run("token_embedding", {EValue(*t)});
@@ -37,7 +57,11 @@ FloatOut Stepper::step(const std::vector<float>& embeds, int rows, int seq, cons
   std::vector<int64_t> moved = reorder_positions(cache_index, input_pos.at(0), shared_until);
   const int moved_count = int(moved.size());  // read before the vector is moved into the tensor
   auto r = make_tensor_ptr({moved_count}, std::move(moved));
-  return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c), EValue(*r)});
+  const int attended_count = attended_length(input_pos.back(), max_context_);
+  std::vector<int64_t> attended(static_cast<size_t>(attended_count));
+  std::iota(attended.begin(), attended.end(), 0);
+  auto a = make_tensor_ptr({attended_count}, std::move(attended));
+  return decoder_.run("text_decoder", {EValue(*e), EValue(*p), EValue(*c), EValue(*r), EValue(*a)});
 }
 
 Prefilled prefill(Stepper& s, int64_t bos_id, const std::vector<int64_t>& prompt, const std::vector<float>& prefixes,

@@ -10,9 +10,19 @@
 
 namespace atom {
 
+// attend_pos grows this many positions at a time (decoding/stepper.py ATTEND_BLOCK): each
+// new length makes XNNPACK re-plan the attention's delegate calls.
+inline constexpr int kAttendBlock = 16;
+
+// How many cache positions a step whose last position is last_pos attends over
+// (stepper.py attended_length): the context so far, rounded up to a whole block.
+int attended_length(int64_t last_pos, int max_context);
+
 class Stepper {
  public:
-  Stepper(EtModule& decoder, int dim) : decoder_(decoder), dim_(dim) {}
+  // Runs one step at the largest shape the program takes (every cache row, the whole
+  // cache attended): XNNPACK then never grows its workspace again (stepper.py _size_workspace).
+  Stepper(EtModule& decoder, int dim);
   // tokens [rows, seq] -> embeds [rows*seq*dim]
   std::vector<float> embed(const std::vector<int64_t>& tokens, int rows, int seq);
   // embeds [rows, seq, dim], input_pos [seq], cache_index [rows] -> logits [rows, V].
@@ -24,7 +34,7 @@ class Stepper {
 
  private:
   EtModule& decoder_;
-  int dim_;
+  int dim_, max_context_ = 0;
 };
 
 struct Prefilled {

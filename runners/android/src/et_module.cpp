@@ -65,4 +65,16 @@ FloatOut EtModule::run(const std::string& method, std::vector<executorch::runtim
   return out;
 }
 
+std::vector<int64_t> EtModule::input_sizes(const std::string& method, size_t index) const {
+  auto meta = module_->method_meta(method);
+  if (!meta.ok())
+    throw EtError("module " + name_ + " method " + method + ": no method metadata, ExecuTorch error " + code(meta.error()));
+  auto tensor = meta->input_tensor_meta(index);
+  if (!tensor.ok())
+    throw EtError("module " + name_ + " method " + method + ": no tensor input " + std::to_string(index) +
+                  " (an artifact from an older kit? re-export)");
+  auto sizes = tensor->sizes();
+  return std::vector<int64_t>(sizes.begin(), sizes.end());
+}
+
 }  // namespace atom

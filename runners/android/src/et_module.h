@@ -26,6 +26,8 @@ class EtModule {
   EtModule(std::string name, const std::string& path, const std::vector<std::string>& methods);
   // Runs a method; returns the first output, copied (outputs live in method memory).
   FloatOut run(const std::string& method, std::vector<executorch::runtime::EValue> inputs);
+  // A method input's sizes as the program declares them (a dynamic axis: its upper bound).
+  std::vector<int64_t> input_sizes(const std::string& method, size_t index) const;
   const std::string& name() const { return name_; }
   double load_seconds() const { return load_seconds_; }
   // How many times this process has loaded each module, by name: a resident runner must

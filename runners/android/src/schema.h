@@ -7,7 +7,7 @@ namespace atom::schema {
 
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kFormat = "atom-deploy-manifest";
-inline constexpr int kFormatVersion = 2;
+inline constexpr int kFormatVersion = 3;
 inline constexpr const char* kBackend = "executorch";  // the only backend this runner runs
 
 namespace key {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "atom-deploy-manifest"
-FORMAT_VERSION = 2  # 2: the in-place KV cache and its reorder_pos input
+FORMAT_VERSION = 3  # 2: the in-place KV cache and its reorder_pos input; 3: its attend_pos input
 
 
 class Key:
@@ -130,7 +130,7 @@ class KVStyle:
     """How the decoder's static KV cache crosses the graph boundary."""
 
     # The cache lives in per-layer buffers inside the program, written in place
-    # (ExecuTorch): callers pass (embeds, input_pos, cache_index, reorder_pos).
+    # (ExecuTorch): callers pass (embeds, input_pos, cache_index, reorder_pos, attend_pos).
     IN_PLACE = "in_place"
     # The cache is an explicit input and output: callers also pass k_cache/v_cache and
     # keep the returned ones (the eager reference; ONNX exports before runner_held).
@@ -153,6 +153,7 @@ class Tensor:
     INPUT_POS = "input_pos"
     CACHE_INDEX = "cache_index"
     REORDER_POS = "reorder_pos"
+    ATTEND_POS = "attend_pos"
     K_CACHE = "k_cache"
     V_CACHE = "v_cache"
     LOGITS = "logits"
