@@ -17,7 +17,7 @@ from atom_deploy.export.modules import build_exportable
 from atom_deploy.model_source import resolve_model
 from atom_runner.decoding import DecoderStepper, greedy, prefill
 from atom_runner.decoding.beam import beam_search_groups
-from atom_runner.schema import KVStyle, Module
+from atom_runner.schema import Entry, KVStyle, Module
 
 STEPS = 12
 
@@ -68,3 +68,25 @@ def test_held_stepper_reuses_its_arrays_across_requests(model, width):
     again, _ = run(step, prefix[1:], width)
     fresh, _ = run(stepper(model, KVStyle.RUNNER_HELD), prefix[1:], width)
     assert again == fresh
+
+
+def test_held_arrays_follow_the_context_not_the_cache(model):
+    # what the graph is given each step: the positions written so far, in whole blocks
+    from atom_runner.decoding.stepper import ATTEND_BLOCK, attended_length
+
+    module = EagerModule(build_exportable(Module.DECODER, model, KVStyle.RUNNER_HELD))
+    seen = []  # (the step's last position, the cache positions passed in)
+    run_module = module.run
+
+    def recording_run(entry, inputs):
+        if entry == Entry.TEXT_DECODER:
+            seen.append((int(inputs[1][-1]), inputs[2].shape[2]))
+        return run_module(entry, inputs)
+
+    module.run = recording_run
+    step = DecoderStepper(module, KVStyle.RUNNER_HELD, model.decoder.cache_shape(8))
+    run(step, prefixes(model, 1), 1)
+    max_context = model.config.decoder.max_context
+    assert [passed for _, passed in seen] == [attended_length(last, max_context) for last, _ in seen]
+    assert all(last < passed <= last + ATTEND_BLOCK for last, passed in seen)
+    assert seen[-1][1] < max_context  # a tiny decode never reads the whole cache

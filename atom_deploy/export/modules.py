@@ -117,7 +117,8 @@ class ExplicitTextDecoder(nn.Module):
 
 
 class HeldCacheTextDecoder(nn.Module):
-    """Each layer's cache rows [B, Hkv, S_max, Dh] as two inputs of their own (RUNNER_HELD).
+    """Each layer's cache rows [B, Hkv, T, Dh] as two inputs of their own (RUNNER_HELD); T is
+    the context the runner holds so far (at most S_max), so the attention reads no more.
 
     One input per layer and side, not one stacked [L, ...] tensor: ONNX Runtime copies a
     Split or Slice of an input, so a stacked cache was copied whole every step (with the
@@ -133,8 +134,9 @@ class HeldCacheTextDecoder(nn.Module):
         c = self.decoder.config
         rep = c.heads // c.kv_heads
         # Computed once a step for every layer: the cache's positions before this step,
-        # and the step's positions causally among themselves.
-        past_bias = attention_bias((torch.arange(c.max_context) < input_pos[0])[None, :], 1)
+        # and the step's positions causally among themselves. The runner passes as many
+        # positions as the context has so far (rounded up), not the whole cache.
+        past_bias = attention_bias((torch.arange(layer_caches[0].shape[2]) < input_pos[0])[None, :], 1)
         new_bias = attention_bias(input_pos[None, :] <= input_pos[:, None], rep)
         caches = [HeldCache(layer_caches[2 * i], layer_caches[2 * i + 1], past_bias, new_bias) for i in range(c.layers)]
         logits = self.decoder(embeds, input_pos, caches)
@@ -192,8 +194,10 @@ def decoder(model: AtomModel, kv_style: str) -> ExportableModule:
         step_module = HeldCacheTextDecoder(model.decoder)
         # Past positions hold something finite: a masked score must be finite + -inf. One
         # tensor per input: torch.export treats inputs given the same tensor as one input.
-        layer_shape = model.decoder.cache_shape(B)[1:]
-        inputs += [TensorSpec(name, torch.zeros(layer_shape), batch) for name in held_cache_names(c.layers)]
+        # Their positions vary apart from the step's (the context so far, not S): example 5 > S = 3.
+        layer_shape = (B, c.kv_heads, min(S + 2, c.max_context), c.head_dim)
+        context = {2: DynamicDim("context", 1, c.max_context)}
+        inputs += [TensorSpec(name, torch.zeros(layer_shape), batch | context) for name in held_cache_names(c.layers)]
         new_dims = {1: d for d in batch.values()} | {3: seq}
         outputs += [OutputSpec(name, new_dims) for name in (T.K_NEW, T.V_NEW)]
     else:

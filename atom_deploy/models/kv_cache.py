@@ -67,10 +67,10 @@ class InPlaceCache:
 
 
 class HeldCache:
-    """One layer's keys/values [B, Hkv, S_max, Dh] as the runner passes them in, read only.
+    """One layer's keys/values [B, Hkv, T, Dh] as the runner passes them in (T: the context so far), read only.
 
     Positions from the step's first one on are not yet written (or hold an older
-    request's): `past_bias` [1, S_max] blocks them, and the step's own positions are
+    request's): `past_bias` [1, T] blocks them, and the step's own positions are
     attended from `k`/`v` under a causal `new_bias` [rep * S, S]. `new_k`/`new_v` keep
     them for the graph to return; the runner writes them at input_pos.
     """

@@ -7,9 +7,9 @@ below it holds the same keys in all rows (the prompt a beam started from), so a 
 need not move them. By KVStyle:
 - IN_PLACE: the cache lives inside the loaded program, which moves positions
   shared_until..input_pos[0]-1 between rows itself and attends over 0..input_pos[-1];
-- RUNNER_HELD: the stepper holds one [rows, Hkv, S_max, Dh] array per layer and side,
-  moves those positions itself, passes the arrays in (read in place) and writes the new
-  positions the call returns;
+- RUNNER_HELD: the stepper holds one [rows, Hkv, T, Dh] array per layer and side (T: the
+  context so far, in blocks), moves those positions itself, passes the arrays in (read in
+  place) and writes the new positions the call returns;
 - EXPLICIT_IO: the stepper threads the whole cache through each call.
 Either way the stepper owns one request's cache: concurrent requests must not share a stepper.
 """
@@ -35,7 +35,7 @@ class DecoderStepper:
         self.module = module
         self.kv_style = kv_style
         self.cache_shape = list(cache_shape)  # [L, max_batch, Hkv, S_max, Dh]
-        self._held: list[np.ndarray] = []  # RUNNER_HELD: k_0, v_0, k_1, ... each [rows, Hkv, S_max, Dh]
+        self._held: list[np.ndarray] = []  # RUNNER_HELD: k_0, v_0, k_1, ... each [rows, Hkv, T, Dh], T <= S_max
         self.reset()
         if kv_style == KVStyle.IN_PLACE and module not in _SIZED_WORKSPACES:
             self._size_workspace()
@@ -63,6 +63,7 @@ class DecoderStepper:
             self._k = np.zeros(shape, dtype=np.float32)
             self._v = np.zeros(shape, dtype=np.float32)
         elif self.kv_style == KVStyle.RUNNER_HELD and (not self._held or self._held[0].shape[0] != rows):
+            shape[3] = min(ATTEND_BLOCK, shape[3])  # grown a block at a time by _held_step
             self._held = [np.zeros(shape[1:], dtype=np.float32) for _ in range(2 * shape[0])]
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
@@ -83,18 +84,29 @@ class DecoderStepper:
 
     def _held_step(self, embeds: np.ndarray, input_pos: np.ndarray, cache_index: np.ndarray, shared_until: int) -> np.ndarray:
         start = int(input_pos[0])
+        end = start + len(input_pos)
         if len(cache_index) != self._held[0].shape[0]:  # rows split (a beam's first step): a new array of B rows
             self._held = [layer[cache_index] for layer in self._held]
         elif span := reorder_span(cache_index, input_pos, shared_until):
             first, stop = span
             for layer in self._held:
                 layer[:, :, first:stop] = layer[cache_index, :, first:stop]
+        # The arrays hold the context so far rounded up to a block (what the graph reads,
+        # past positions from start on masked), grown here when the step's positions pass it.
+        if (length := attended_length(end - 1, self.cache_shape[3])) > self._held[0].shape[2]:
+            self._held = [_wider(layer, length) for layer in self._held]
         logits, k_new, v_new = self.module.run(Entry.TEXT_DECODER, [embeds, input_pos, *self._held])
-        end = start + len(input_pos)
         for i, (k, v) in enumerate(zip(k_new, v_new)):
             self._held[2 * i][:, :, start:end] = k
             self._held[2 * i + 1][:, :, start:end] = v
         return logits
+
+
+def _wider(layer: np.ndarray, length: int) -> np.ndarray:
+    # [rows, Hkv, T, Dh] -> [rows, Hkv, length, Dh], the new positions zero
+    wider = np.zeros(layer.shape[:2] + (length,) + layer.shape[3:], dtype=np.float32)
+    wider[:, :, : layer.shape[2]] = layer
+    return wider
 
 
 def reorder_span(cache_index: np.ndarray, input_pos: np.ndarray, shared_until: int) -> tuple[int, int] | None:
