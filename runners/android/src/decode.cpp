@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <executorch/runtime/kernel/thread_parallel_interface.h>
+
 namespace atom {
 
 using executorch::extension::make_tensor_ptr;
@@ -141,6 +143,10 @@ static double pairwise_sum(const double* a, size_t n) {
   return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
+// Rows of float64 log-softmax [rows * vocab]. The exponentials run on ExecuTorch's thread
+// pool (idle between decoder calls): 4 x 128k of them took longer than the rest of a beam
+// step's selection. Each element's value is the same however the work is split, and the
+// sum stays numpy's pairwise order.
 static std::vector<double> log_softmax(const FloatOut& logits, int rows, int vocab) {
   std::vector<double> out(size_t(rows) * vocab);
   std::vector<double> ex(vocab);
@@ -149,43 +155,68 @@ static std::vector<double> log_softmax(const FloatOut& logits, int rows, int voc
     double mx = -std::numeric_limits<double>::infinity();
     for (int v = 0; v < vocab; ++v) mx = std::max(mx, double(x[v]));
     double* o = out.data() + size_t(r) * vocab;
-    for (int v = 0; v < vocab; ++v) {
-      o[v] = double(x[v]) - mx;
-      ex[v] = std::exp(o[v]);
-    }
+    executorch::extension::parallel_for(0, vocab, 8192, [&](int64_t begin, int64_t end) {
+      for (int64_t v = begin; v < end; ++v) {
+        o[v] = double(x[v]) - mx;
+        ex[size_t(v)] = std::exp(o[v]);
+      }
+    });
     double lse = std::log(pairwise_sum(ex.data(), vocab));
     for (int v = 0; v < vocab; ++v) o[v] -= lse;
   }
   return out;
 }
 
-void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const std::vector<double>& sums,
+void beam_select(const double* logprobs, int rows, int vocab, const std::vector<double>& sums,
                  const std::vector<int64_t>& lengths, const std::vector<bool>& frozen, int64_t eos_id, int width,
                  std::vector<int64_t>& parents, std::vector<int64_t>& tokens) {
+  // One pass in ascending flat index, keeping the best `width` so far in descending score:
+  // a candidate goes after every kept one with a score >= its own, so ties keep the lower
+  // flat index (lower row, then lower token id): a stable descending sort, cut to width.
   const double ninf = -std::numeric_limits<double>::infinity();
-  std::vector<double> scores(size_t(rows) * vocab);
-  for (int r = 0; r < rows; ++r) {
-    for (int v = 0; v < vocab; ++v) {
-      size_t k = size_t(r) * vocab + v;
-      scores[k] = frozen[r] ? ninf : (sums[r] + logprobs[k]) / double(lengths[r] + 1);
+  const size_t keep = std::min(size_t(width), size_t(rows) * size_t(vocab));
+  std::vector<double> best_score;
+  std::vector<int64_t> best_index;
+  best_score.reserve(keep + 1);
+  best_index.reserve(keep + 1);
+  auto offer = [&](double score, int64_t index) {
+    if (best_score.size() == keep && !(score > best_score.back())) return;
+    size_t at = best_score.size();
+    while (at > 0 && best_score[at - 1] < score) --at;
+    best_score.insert(best_score.begin() + long(at), score);
+    best_index.insert(best_index.begin() + long(at), index);
+    if (best_score.size() > keep) {
+      best_score.pop_back();
+      best_index.pop_back();
     }
-    if (frozen[r]) scores[size_t(r) * vocab + eos_id] = sums[r] / double(lengths[r]);
+  };
+  for (int r = 0; r < rows; ++r) {
+    const int64_t base = int64_t(r) * vocab;
+    if (frozen[size_t(r)]) {  // offers itself (EOS) once; every other token scores -inf
+      for (int v = 0; v < vocab; ++v)
+        offer(v == eos_id ? sums[size_t(r)] / double(lengths[size_t(r)]) : ninf, base + v);
+      continue;
+    }
+    const double sum = sums[size_t(r)], length = double(lengths[size_t(r)] + 1);
+    const double* lp = logprobs + base;
+    // A live row's score rises with its log-prob, so once `width` are kept, a log-prob
+    // clearly below what the last kept score needs cannot enter: skipped without its
+    // division. The margin is far above the rounding of the two operations it stands for.
+    double need = -std::numeric_limits<double>::infinity();
+    for (int v = 0; v < vocab; ++v) {
+      if (lp[v] < need) continue;
+      offer((sum + lp[v]) / length, base + v);
+      if (best_score.size() == keep) {
+        const double bar = best_score.back() * length - sum;
+        need = bar - 1e-9 * (1.0 + std::fabs(bar) + std::fabs(sum));
+      }
+    }
   }
-  std::vector<int64_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  // Stable descending: ties keep the lower flat index (lower row, then lower token id).
-  size_t keep = std::min(size_t(width), order.size());
-  std::partial_sort(order.begin(), order.begin() + keep, order.end(), [&](int64_t a, int64_t b) {
-    double sa = -scores[a], sb = -scores[b];
-    if (sa < sb) return true;
-    if (sb < sa) return false;
-    return a < b;
-  });
   parents.resize(keep);
   tokens.resize(keep);
   for (size_t i = 0; i < keep; ++i) {
-    parents[i] = order[i] / vocab;
-    tokens[i] = order[i] % vocab;
+    parents[i] = best_index[i] / vocab;
+    tokens[i] = best_index[i] % vocab;
   }
 }
 
@@ -212,8 +243,7 @@ std::vector<BeamResult> beam_search_groups(Stepper& s, FloatOut logits, int star
     std::vector<int64_t> cache_rows, step_tokens;
     for (int g = 0; g < groups; ++g) {
       Beams& b = beams[size_t(g)];
-      std::vector<double> group_lp(lp.begin() + long(size_t(g) * rows_per_group * vocab),
-                                   lp.begin() + long(size_t(g + 1) * rows_per_group * vocab));
+      const double* group_lp = lp.data() + size_t(g) * rows_per_group * vocab;
       beam_select(group_lp, rows_per_group, vocab, b.sums, b.lengths, b.frozen, eos_id, width, parents, chosen);
       Beams next;
       next.sums.resize(parents.size());

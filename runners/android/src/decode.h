@@ -61,8 +61,8 @@ std::vector<BeamResult> beam_search_groups(Stepper& s, FloatOut logits, int star
                                            int width);
 BeamResult beam_search(Stepper& s, FloatOut logits, int start_pos, int steps, int64_t eos_id, int width);
 
-// One beam selection over [rows, V] float64 log-probs; exposed for tests of the ranking rule.
-void beam_select(const std::vector<double>& logprobs, int rows, int vocab, const std::vector<double>& sums,
+// One beam selection over [rows, V] float64 log-probs: the rule of decoding/beam.py select.
+void beam_select(const double* logprobs, int rows, int vocab, const std::vector<double>& sums,
                  const std::vector<int64_t>& lengths, const std::vector<bool>& frozen, int64_t eos_id, int width,
                  std::vector<int64_t>& parents, std::vector<int64_t>& tokens);
 
