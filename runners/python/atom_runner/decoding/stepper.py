@@ -37,13 +37,10 @@ class DecoderStepper:
         self.cache_shape = list(cache_shape)  # [L, max_batch, Hkv, S_max, Dh]
         self._held: list[np.ndarray] = []  # RUNNER_HELD: k_0, v_0, k_1, ... each [rows, Hkv, T, Dh], T <= S_max
         self.reset()
-        if kv_style == KVStyle.IN_PLACE and module not in _SIZED_WORKSPACES:
-            self._size_workspace()
-            _SIZED_WORKSPACES.add(module)
 
     def _size_workspace(self) -> None:
         """One step at the largest shape decoding uses (every cache row, the whole cache
-        attended), once per loaded program. XNNPACK plans a delegate's memory again whenever
+        attended), once per loaded program, before its first real step. XNNPACK plans a delegate's memory again whenever
         an input's shape changes, and zeroes what it must add to the workspace; sized at its
         largest up front, it never grows afterwards. Growing it as the context grew cost a
         4-row SmolLM2-135M step 33 ms instead of 9. The step writes the last position of
@@ -75,6 +72,9 @@ class DecoderStepper:
         input_pos = np.asarray(input_pos, dtype=np.int64)
         inputs = [np.ascontiguousarray(embeds, dtype=np.float32), input_pos, cache_index]
         if self.kv_style == KVStyle.IN_PLACE:
+            if self.module not in _SIZED_WORKSPACES:
+                self._size_workspace()
+                _SIZED_WORKSPACES.add(self.module)
             max_context = self.cache_shape[3]
             return self.module.run(Entry.TEXT_DECODER, in_place_inputs(inputs[0], input_pos, cache_index, shared_until, max_context))[0]
         if self.kv_style == KVStyle.RUNNER_HELD:
