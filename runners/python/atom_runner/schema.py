@@ -133,10 +133,10 @@ class KVStyle:
     # (ExecuTorch): callers pass (embeds, input_pos, cache_index, reorder_pos, attend_pos).
     IN_PLACE = "in_place"
     # The cache is an explicit input and output: callers also pass k_cache/v_cache and
-    # keep the returned ones (the eager reference; ONNX exports before runner_held).
+    # keep the returned ones (the eager reference).
     EXPLICIT_IO = "explicit_io"
     # The runner holds the cache (ONNX, which has no mutable state): callers pass
-    # (embeds, input_pos, k_cache_0, v_cache_0, ..., one pair per layer, [B, Hkv, S_max, Dh])
+    # (embeds, input_pos, k_cache_0, v_cache_0, ..., one pair per layer, [B, Hkv, T, Dh]: the T <= S_max positions held so far)
     # and write the returned new positions' keys/values [L, B, Hkv, S, Dh] at input_pos.
     # Beam reorders happen in the runner, so there is no cache_index input.
     RUNNER_HELD = "runner_held"
