@@ -143,10 +143,9 @@ static double pairwise_sum(const double* a, size_t n) {
   return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
-// Rows of float64 log-softmax [rows * vocab]. The exponentials run on ExecuTorch's thread
-// pool (idle between decoder calls): 4 x 128k of them took longer than the rest of a beam
-// step's selection. Each element's value is the same however the work is split, and the
-// sum stays numpy's pairwise order.
+// Rows of float64 log-softmax [rows * vocab]. The exponentials (4 x 128k a beam step) run
+// on ExecuTorch's thread pool, which is idle between decoder calls. Each element's value is
+// the same however the work is split, and the sum stays numpy's pairwise order.
 static std::vector<double> log_softmax(const FloatOut& logits, int rows, int vocab) {
   std::vector<double> out(size_t(rows) * vocab);
   std::vector<double> ex(vocab);
